@@ -1,0 +1,1 @@
+"""Static audit of model files. Nothing here executes what it reads."""

@@ -1,0 +1,74 @@
+"""Dispatch: choose a format scanner for a file, run file checks, contain failures."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+
+from airlock.findings import Finding
+from airlock.scan.base import (
+    FILE_CHECKS,
+    FORMAT_SCANNERS,
+    INTERNAL_ERROR,
+    FileInput,
+    FormatScanner,
+    ScanContext,
+)
+
+
+def choose_format(f: FileInput) -> FormatScanner | None:
+    """The format scanner for ``f``: a container's hint, then magic bytes, then names."""
+    if f.format_hint and f.format_hint in FORMAT_SCANNERS:
+        return FORMAT_SCANNERS[f.format_hint]
+    sniffers = sorted(
+        (s for s in FORMAT_SCANNERS.values() if s.sniff is not None),
+        key=lambda s: -s.priority,
+    )
+    for s in sniffers:
+        if s.sniff is not None and _safe_sniff(s, f):
+            return s
+    name = f.name
+    for s in FORMAT_SCANNERS.values():
+        if any(fnmatch.fnmatchcase(name, pat) for pat in s.filenames):
+            return s
+    suffix = f.suffix
+    for s in FORMAT_SCANNERS.values():
+        if suffix and suffix in s.extensions:
+            return s
+    return None
+
+
+def _safe_sniff(s: FormatScanner, f: FileInput) -> bool:
+    try:
+        return bool(s.sniff and s.sniff(f.head, f))
+    except Exception:
+        return False
+
+
+def scan_file(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
+    """Run the chosen format scanner and every applicable file check on ``f``.
+
+    Never raises for a bad file: a scanner exception becomes ``scan.internal-error``.
+    """
+    if ctx.nested_scanner is None:
+        ctx.nested_scanner = scan_file
+    fmt = choose_format(f)
+    ctx.add_fact("format", {"path": f.path, "format": fmt.name if fmt else "other"})
+    if fmt is not None:
+        yield from _guarded(fmt.name, fmt.fn, f, ctx)
+    for check in FILE_CHECKS.values():
+        try:
+            applies = check.applies(f)
+        except Exception:
+            applies = False
+        if applies:
+            yield from _guarded(check.name, check.fn, f, ctx)
+
+
+def _guarded(name: str, fn: object, f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
+    try:
+        yield from fn(f, ctx)  # type: ignore[operator]
+    except (MemoryError, RecursionError) as e:
+        yield ctx.finding(INTERNAL_ERROR, f, location=name, evidence=type(e).__name__)
+    except Exception as e:  # a bug in a scanner must not stop the scan
+        yield ctx.finding(INTERNAL_ERROR, f, location=name, evidence=f"{type(e).__name__}: {e}")
