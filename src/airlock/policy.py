@@ -74,8 +74,10 @@ class Policy:
 
 
 def _rule_matches(pattern: str, rule_id: str) -> bool:
-    return pattern == rule_id or pattern == rule_id.split(".", 1)[0] or (
-        fnmatch.fnmatchcase(rule_id, pattern)
+    return (
+        pattern == rule_id
+        or pattern == rule_id.split(".", 1)[0]
+        or (fnmatch.fnmatchcase(rule_id, pattern))
     )
 
 

@@ -208,7 +208,7 @@ class _spool:
         buf = self.src.read(self.limits.max_member_in_memory + 1)
         if len(buf) <= self.limits.max_member_in_memory:
             return (lambda: io.BytesIO(buf)), len(buf)
-        self.tmp = tempfile.NamedTemporaryFile(prefix="airlock-", delete=False)  # noqa: SIM115
+        self.tmp = tempfile.NamedTemporaryFile(prefix="airlock-", delete=False)
         self.tmp.write(buf)
         left = self.limits.max_member_bytes - len(buf)
         while left > 0 and (chunk := self.src.read(min(1 << 20, left))):

@@ -38,6 +38,26 @@ def choose_format(f: FileInput) -> FormatScanner | None:
     return None
 
 
+TEXT_KEEP_BYTES = 1 << 20
+_KEEP_NAMES = ("readme*", "license*", "licence*", "use_policy*", "notice*", "copying*")
+_KEEP_SUFFIXES = (".md", ".txt", ".json", ".yaml", ".yml", ".cff", "")
+
+
+def _keep_text(f: FileInput, ctx: ScanContext) -> None:
+    """Keep small text files (model card, licence, configs) for repo-level checks."""
+    name = f.name.lower()
+    wanted = any(fnmatch.fnmatchcase(name, p) for p in _KEEP_NAMES) or (
+        f.suffix in _KEEP_SUFFIXES and f.suffix != ""
+    )
+    if wanted and f.size <= TEXT_KEEP_BYTES:
+        try:
+            text = f.read_text(TEXT_KEEP_BYTES)
+        except OSError:
+            return
+        if text is not None:
+            ctx.texts[f.path] = text
+
+
 def _safe_sniff(s: FormatScanner, f: FileInput) -> bool:
     try:
         return bool(s.sniff and s.sniff(f.head, f))
@@ -54,6 +74,7 @@ def scan_file(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
         ctx.nested_scanner = scan_file
     fmt = choose_format(f)
     ctx.add_fact("format", {"path": f.path, "format": fmt.name if fmt else "other"})
+    _keep_text(f, ctx)
     if fmt is not None:
         yield from _guarded(fmt.name, fmt.fn, f, ctx)
     for check in FILE_CHECKS.values():
