@@ -11,7 +11,10 @@ from importlib.resources import files
 
 import jinja2
 
+from airlock.findings import shorten
 from airlock.scan.result import ScanResult
+
+_UNTRUSTED = ("title", "path", "location", "evidence")
 
 
 @cache
@@ -23,5 +26,9 @@ def _template(name: str) -> jinja2.Template:
 
 def render(result: ScanResult) -> str:
     data = result.to_dict()
+    for f in data["findings"]:  # bidi and control characters must not reorder what people read
+        for key in _UNTRUSTED:
+            if f.get(key):
+                f[key] = shorten(str(f[key]), 1000)
     title = ", ".join(data["targets"]) or "scan"
     return _template("report_scan.html.j2").render(r=data, title=title)
