@@ -229,6 +229,7 @@ def _finalise(raw: Iterable[Finding], policy: Policy) -> list[Finding]:
 _BUILTINS = (
     "airlock.scan.walk",
     "airlock.scan.integrity",
+    "airlock.scan.licenses",
 )
 _loaded = False
 
