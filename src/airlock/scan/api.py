@@ -230,6 +230,10 @@ _BUILTINS = (
     "airlock.scan.walk",
     "airlock.scan.integrity",
     "airlock.scan.licenses",
+    "airlock.scan.safetensors",
+    "airlock.scan.gguf",
+    "airlock.scan.onnx",
+    "airlock.scan.keras",
 )
 _loaded = False
 
