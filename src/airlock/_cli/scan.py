@@ -49,7 +49,7 @@ def run_scan(
     if not quiet:
         print_scan(result, out)
         if output is not None:
-            out.print(f"report: {output}")
+            out.print(f"report: {output}", soft_wrap=True)
     return result.exit_code
 
 

@@ -234,6 +234,8 @@ _BUILTINS = (
     "airlock.scan.gguf",
     "airlock.scan.onnx",
     "airlock.scan.keras",
+    "airlock.scan.zips",
+    "airlock.scan.tars",
 )
 _loaded = False
 

@@ -18,8 +18,10 @@ engine and reported as ``scan.internal-error`` (a bug to fix, never a crash).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -95,12 +97,12 @@ class FileInput:
         """A fresh binary handle positioned at 0. Close it (use ``with``)."""
         return self._opener()
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The base name (after the last ``/`` or ``!``)."""
-        return self.path.replace("!", "/").rsplit("/", 1)[-1]
+        """The base name (after the last ``/``, ``!`` or ``#``)."""
+        return re.split(r"[/!#]", self.path)[-1]
 
-    @property
+    @functools.cached_property
     def suffix(self) -> str:
         """Lower-case extension with the dot, ``""`` if none."""
         n = self.name.lower()
@@ -194,6 +196,26 @@ class ScanContext:
             return
         with _spool(data, self.limits) as (opener, n):
             child = FileInput(display, n, opener, depth=parent.depth + 1, format_hint=format_hint)
+            yield from self.nested_scanner(child, self)
+
+    def scan_nested_file(
+        self,
+        parent: FileInput,
+        name: str,
+        opener: Callable[[], IO[bytes]],
+        size: int,
+        *,
+        format_hint: str | None = None,
+        sep: str = "!",
+    ) -> Iterator[Finding]:
+        """Like :meth:`scan_nested` for content that can be reopened without copying
+        (a stored archive member as a window onto the outer file)."""
+        display = f"{parent.path}{sep}{name}"
+        if parent.depth + 1 > self.limits.max_nesting:
+            yield self.finding(NESTING_TOO_DEEP, display, evidence=f"depth {parent.depth + 1}")
+            return
+        if self.nested_scanner is not None:
+            child = FileInput(display, size, opener, depth=parent.depth + 1, format_hint=format_hint)
             yield from self.nested_scanner(child, self)
 
 

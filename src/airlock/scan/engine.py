@@ -16,26 +16,45 @@ from airlock.scan.base import (
 )
 
 
+class _Table:
+    """Sniffers by priority and name patterns, rebuilt only when the registry changes."""
+
+    def __init__(self) -> None:
+        self.size = -1
+        self.sniffers: list[FormatScanner] = []
+        self.by_ext: dict[str, FormatScanner] = {}
+        self.patterns: list[tuple[str, FormatScanner]] = []
+
+    def refresh(self) -> None:
+        if self.size == len(FORMAT_SCANNERS):
+            return
+        scanners = list(FORMAT_SCANNERS.values())
+        self.sniffers = sorted((s for s in scanners if s.sniff), key=lambda s: -s.priority)
+        # among scanners claiming one extension, the higher priority (then first registered) wins
+        self.by_ext = {}
+        for s in sorted(scanners, key=lambda s: -s.priority):
+            for ext in s.extensions:
+                self.by_ext.setdefault(ext, s)
+        self.patterns = [(p, s) for s in scanners for p in s.filenames]
+        self.size = len(FORMAT_SCANNERS)
+
+
+_TABLE = _Table()
+
+
 def choose_format(f: FileInput) -> FormatScanner | None:
     """The format scanner for ``f``: a container's hint, then magic bytes, then names."""
     if f.format_hint and f.format_hint in FORMAT_SCANNERS:
         return FORMAT_SCANNERS[f.format_hint]
-    sniffers = sorted(
-        (s for s in FORMAT_SCANNERS.values() if s.sniff is not None),
-        key=lambda s: -s.priority,
-    )
-    for s in sniffers:
-        if s.sniff is not None and _safe_sniff(s, f):
+    _TABLE.refresh()
+    for s in _TABLE.sniffers:
+        if _safe_sniff(s, f):
             return s
     name = f.name
-    for s in FORMAT_SCANNERS.values():
-        if any(fnmatch.fnmatchcase(name, pat) for pat in s.filenames):
+    for pat, s in _TABLE.patterns:
+        if fnmatch.fnmatchcase(name, pat):
             return s
-    suffix = f.suffix
-    for s in FORMAT_SCANNERS.values():
-        if suffix and suffix in s.extensions:
-            return s
-    return None
+    return _TABLE.by_ext.get(f.suffix)
 
 
 TEXT_KEEP_BYTES = 1 << 20
