@@ -108,8 +108,9 @@ def verify(path: Path, lock_path: Path | None, fmt: str) -> None:
 
 
 @main.command()
-@click.option("-f", "--format", "fmt", default="text",
-              type=click.Choice(["text", "json", "markdown"]))
+@click.option(
+    "-f", "--format", "fmt", default="text", type=click.Choice(["text", "json", "markdown"])
+)
 def rules(fmt: str) -> None:
     """List every rule: id, severity, title and remediation."""
     from airlock._cli.misc import run_rules

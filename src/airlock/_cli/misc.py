@@ -52,8 +52,13 @@ def rules_markdown() -> str:
     for r in all_rules():
         if r.family != family:
             family = r.family
-            lines += ["", f"## {family}", "", "| rule | severity | what it means | what to do |",
-                      "| --- | --- | --- | --- |"]
+            lines += [
+                "",
+                f"## {family}",
+                "",
+                "| rule | severity | what it means | what to do |",
+                "| --- | --- | --- | --- |",
+            ]
         what = (r.description or r.title).replace("|", "\\|")
         fix = r.remediation.replace("|", "\\|")
         lines.append(f"| `{r.id}` | {r.severity} | {what} | {fix} |")

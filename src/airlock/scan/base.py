@@ -215,7 +215,8 @@ class ScanContext:
             yield self.finding(NESTING_TOO_DEEP, display, evidence=f"depth {parent.depth + 1}")
             return
         if self.nested_scanner is not None:
-            child = FileInput(display, size, opener, depth=parent.depth + 1, format_hint=format_hint)
+            depth = parent.depth + 1
+            child = FileInput(display, size, opener, depth=depth, format_hint=format_hint)
             yield from self.nested_scanner(child, self)
 
 
