@@ -236,6 +236,11 @@ _BUILTINS = (
     "airlock.scan.keras",
     "airlock.scan.zips",
     "airlock.scan.tars",
+    "airlock.scan.templates",
+    "airlock.scan.hfconfig",
+    "airlock.scan.remote_code",
+    "airlock.scan.credentials",
+    "airlock.scan.files",
 )
 _loaded = False
 
