@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from airlock.findings import Severity
@@ -31,29 +30,23 @@ def print_scan(result: ScanResult, console: Console, *, max_rows: int = 40) -> N
     console.print(line)
     _print_license(result, console)
     shown = [f for f in result.findings if f.severity >= Severity.LOW][:max_rows]
-    if shown:
-        table = Table(show_header=True, header_style="bold", expand=True, box=None)
-        table.add_column("severity", no_wrap=True)
-        table.add_column("rule", no_wrap=True, style="dim")
-        table.add_column("where", overflow="fold", ratio=2)
-        table.add_column("what", overflow="fold", ratio=3)
-        for f in shown:
-            where = f.path + (f":{f.line}" if f.line else "")
-            if f.location:
-                where += f" ({f.location})"
-            what = f.title + (f" — {f.evidence}" if f.evidence else "")
-            table.add_row(
-                Text(str(f.severity), style=STYLE[str(f.severity)]),
-                f.rule_id,
-                Text(where),
-                Text(what),
-            )
-        console.print(table)
+    for f in shown:
+        sev = str(f.severity)
+        head = Text(f"{sev.upper():9}", style=STYLE[sev])
+        head.append(f"{f.rule_id}  ", style="bold")
+        where = f.path + (f":{f.line}" if f.line else "")
+        head.append(where + (f"  ({f.location})" if f.location else ""))
+        console.print(head, soft_wrap=True)
+        body = Text(" " * 9 + f.title)
+        if f.evidence:
+            body.append(" — ")
+            body.append(f.evidence, style="dim")
+        console.print(body, soft_wrap=True)
     hidden = len(result.findings) - len(shown)
     if hidden > 0:
         console.print(
-            f"[dim]… {hidden} more (info or beyond the first {max_rows}); "
-            "see --format html or json for all[/dim]"
+            f"[dim]… {hidden} more (info, or beyond the first {max_rows}); "
+            "--format html or json lists all[/dim]"
         )
 
 

@@ -1,0 +1,1 @@
+"""``make demo``: build the example model, scan it, write the HTML report."""
