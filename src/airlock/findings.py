@@ -9,6 +9,7 @@ one place. Reports, exit codes and the database are written from findings only.
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class Rule:
     title: str
     remediation: str
     description: str = ""
+    module: str = field(default="", compare=False)
 
     @property
     def family(self) -> str:
@@ -69,7 +71,8 @@ def rule(
     Raises:
         ValueError: if ``rule_id`` is already registered with different content.
     """
-    new = Rule(rule_id, severity, title, remediation, description)
+    module = sys._getframe(1).f_globals.get("__name__", "")
+    new = Rule(rule_id, severity, title, remediation, description, module)
     old = _RULES.get(rule_id)
     if old is not None and old != new:
         raise ValueError(f"rule {rule_id!r} declared twice with different content")
