@@ -228,6 +228,8 @@ def _finalise(raw: Iterable[Finding], policy: Policy) -> list[Finding]:
 
 _BUILTINS = (
     "airlock.scan.walk",
+    "airlock.scan.pickles",
+    "airlock.scan.npy",
     "airlock.scan.integrity",
     "airlock.scan.licenses",
     "airlock.scan.safetensors",
