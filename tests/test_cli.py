@@ -100,6 +100,8 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
     root = clean_model(tmp_path / "m")
     proc = subprocess.run(
         [sys.executable, "-m", "airlock.cli", "scan", str(root), "--no-lock", "-q"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -14,7 +14,7 @@ def test_save_load_history_and_hash_lookup(tmp_path: Path) -> None:
     r2 = scan_path(clean_model(tmp_path / "b"))
     with Store(tmp_path / "db.sqlite") as s:
         id1, id2 = s.save_scan(r1), s.save_scan(r2)
-        assert [r.id for r in s.runs()] [:2] in ([id2, id1], [id1, id2])
+        assert [r.id for r in s.runs()][:2] in ([id2, id1], [id1, id2])
         loaded = s.load_scan(id1)
         assert loaded.files == r1.files and loaded.run_id == id1
         sha = next(f.sha256 for f in r1.files if f.path == "config.json")

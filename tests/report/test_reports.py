@@ -23,11 +23,20 @@ def _result(tmp_path: Path) -> ScanResult:
     os.symlink("/etc/hostname", root / "escape")
     r = scan_path(root)
     r.findings.append(
-        Finding("pickle.dangerous-global", Severity.CRITICAL, "Dangerous", "model.pt!archive/data.pkl",
-                location="opcode 3", evidence="os.system")
+        Finding(
+            "pickle.dangerous-global",
+            Severity.CRITICAL,
+            "Dangerous",
+            "model.pt!archive/data.pkl",
+            location="opcode 3",
+            evidence="os.system",
+        )
     )
-    r.findings.append(Finding("remote-code.process", Severity.HIGH, "proc", "modeling.py", line=7,
-                              evidence=HOSTILE))
+    r.findings.append(
+        Finding(
+            "remote-code.process", Severity.HIGH, "proc", "modeling.py", line=7, evidence=HOSTILE
+        )
+    )
     r.facts["license_summary"] = [
         {"identifier": "Apache-2.0", "name": "Apache 2.0", "commercial": "yes", "conditions": []}
     ]
@@ -36,7 +45,10 @@ def _result(tmp_path: Path) -> ScanResult:
 
 def test_split_member_path() -> None:
     assert split_member_path("a.zip!b/c.pkl") == ("a.zip", "b/c.pkl")
-    assert split_member_path("m.gguf#tokenizer.chat_template") == ("m.gguf", "tokenizer.chat_template")
+    assert split_member_path("m.gguf#tokenizer.chat_template") == (
+        "m.gguf",
+        "tokenizer.chat_template",
+    )
     assert split_member_path("plain.bin") == ("plain.bin", None)
 
 
