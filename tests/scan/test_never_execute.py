@@ -60,7 +60,7 @@ def _hostile_tree(root: Path) -> Path:
     payload = f"open({str(sentinel)!r}, 'w').write('x')"
 
     class Boom:
-        def __reduce__(self):  # noqa: D105
+        def __reduce__(self):
             return (exec, (payload,))
 
     import pickle
