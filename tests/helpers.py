@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
+
+from airlock.demo.example import safetensors
 
 
 def safetensors_bytes(tensors: dict[str, tuple[str, list[int]]] | None = None) -> bytes:
     """A valid safetensors file; tensors map name → (dtype, shape), data zero-filled."""
-    sizes = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
-    tensors = tensors or {"w": ("F32", [2, 2])}
-    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, (dtype, shape) in tensors.items():
-        n = sizes[dtype]
-        for d in shape:
-            n *= d
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + b"\0" * offset
+    return safetensors(tensors or {"w": ("F32", [2, 2])})
 
 
 def clean_model(root: Path) -> Path:

@@ -95,7 +95,7 @@ def _reduce_pickle(module: str, name: str) -> bytes:
 
 def safetensors(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
     """A valid safetensors file with zero-filled tensors."""
-    size = {"F32": 4, "F16": 2, "BF16": 2}
+    size = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U8": 1}
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, (dtype, shape) in tensors.items():

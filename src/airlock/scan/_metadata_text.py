@@ -8,7 +8,11 @@ the text; it is matched against a few bounded regular expressions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from airlock.findings import Finding, Rule, Severity
+from airlock.scan.base import FileInput, ScanContext
 
 # Metadata strings longer than this are only inspected up to this length: the
 # patterns are all short, and regex time must stay bounded.
@@ -113,3 +117,21 @@ def verdict(key: str, value: str) -> TextVerdict | None:
     kinds = tuple(dict.fromkeys(h.kind for h in hits))
     what = ", ".join(dict.fromkeys(h.what for h in hits))
     return TextVerdict(what, hits[0].excerpt, kinds, kinds == ("url",))
+
+
+def metadata_findings(
+    ctx: ScanContext, r: Rule, f: FileInput, fmt: str, location: str, key: str, value: str
+) -> Iterator[Finding]:
+    """One finding of rule ``r`` if ``value`` looks suspicious (URL-only hits are low)."""
+    v = verdict(key, value)
+    if v is None:
+        return
+    yield ctx.finding(
+        r,
+        f,
+        title=f"Suspicious text in {fmt} metadata ({v.what})",
+        location=location,
+        evidence=v.evidence,
+        severity=Severity.LOW if v.url_only else None,
+        extra={"kinds": list(v.kinds)},
+    )

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import IO, Any
 
 from airlock.findings import Finding, Rule, Severity, rule
-from airlock.scan._metadata_text import verdict
+from airlock.scan._metadata_text import metadata_findings
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 
 MALFORMED = rule(
@@ -378,17 +378,7 @@ def _report_meta(f: FileInput, ctx: ScanContext, p: _Parsed) -> Iterator[Finding
 
 
 def _inspect(f: FileInput, ctx: ScanContext, key: str, value: str) -> Iterator[Finding]:
-    v = verdict(key, value)
-    if v is not None:
-        yield ctx.finding(
-            SUSPICIOUS_METADATA,
-            f,
-            title=f"Suspicious text in GGUF metadata ({v.what})",
-            location=f"key {key}",
-            evidence=v.evidence,
-            severity=Severity.LOW if v.url_only else None,
-            extra={"kinds": list(v.kinds)},
-        )
+    yield from metadata_findings(ctx, SUSPICIOUS_METADATA, f, "GGUF", f"key {key}", key, value)
 
 
 def _nbytes(t: _Tensor) -> int | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from airlock.findings import Finding, Severity, rule
-from airlock.scan._metadata_text import verdict
+from airlock.scan._metadata_text import metadata_findings
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 
 MALFORMED = rule(
@@ -387,14 +387,5 @@ def _check_domains(f: FileInput, ctx: ScanContext, st: _State) -> Iterator[Findi
 
 def _check_metadata(f: FileInput, ctx: ScanContext, st: _State) -> Iterator[Finding]:
     for key, value in st.metadata:
-        v = verdict(key, value)
-        if v is not None:
-            yield ctx.finding(
-                SUSPICIOUS_METADATA,
-                f,
-                title=f"Suspicious text in ONNX metadata ({v.what})",
-                location=f"metadata_props {key}",
-                evidence=v.evidence,
-                severity=Severity.LOW if v.url_only else None,
-                extra={"kinds": list(v.kinds)},
-            )
+        loc = f"metadata_props {key}"
+        yield from metadata_findings(ctx, SUSPICIOUS_METADATA, f, "ONNX", loc, key, value)

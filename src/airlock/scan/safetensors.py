@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airlock.findings import Finding, Severity, get_rule, rule
-from airlock.scan._metadata_text import verdict
+from airlock.scan._metadata_text import metadata_findings
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 
 MALFORMED = rule(
@@ -248,18 +248,7 @@ def _check_metadata(f: FileInput, ctx: ScanContext, metadata: Any) -> Iterator[F
             ev = f"value is a JSON {type(value).__name__}; loaders expect strings"
             yield ctx.finding(MALFORMED, f, location=loc, evidence=ev)
             continue
-        v = verdict(key, value)
-        if v is not None:
-            sev = Severity.LOW if v.url_only else None
-            yield ctx.finding(
-                SUSPICIOUS_METADATA,
-                f,
-                title=f"Suspicious text in safetensors metadata ({v.what})",
-                location=loc,
-                evidence=v.evidence,
-                severity=sev,
-                extra={"kinds": list(v.kinds)},
-            )
+        yield from metadata_findings(ctx, SUSPICIOUS_METADATA, f, "safetensors", loc, key, value)
 
 
 def _check_tensors(
