@@ -18,6 +18,10 @@ from airlock.findings import Severity
 
 EXIT_USAGE = 2
 SEVERITIES = [str(s) for s in sorted(Severity, reverse=True)]
+DB_HELP = (
+    "Results database: a SQLite file or a postgresql:// URL "
+    "[default: $AIRLOCK_DB, else ~/.local/share/airlock/airlock.db]."
+)
 
 
 def _err(message: str) -> NoReturn:
@@ -67,8 +71,8 @@ def main() -> None:
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(path_type=Path),
-    help="Results database [default: $AIRLOCK_DB or ~/.local/share/airlock].",
+    metavar="PATH|URL",
+    help=DB_HELP,
 )
 @click.option("--no-db", is_flag=True, help="Do not record the run in the results database.")
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
@@ -81,7 +85,7 @@ def scan(
     no_hash: bool,
     lock_path: Path | None,
     no_lock: bool,
-    db_path: Path | None,
+    db_path: str | None,
     no_db: bool,
     quiet: bool,
 ) -> None:
@@ -119,9 +123,9 @@ def rules(fmt: str) -> None:
 
 
 @main.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path))
+@click.option("--db", "db_path", metavar="PATH|URL", help=DB_HELP)
 @click.option("-n", "--limit", default=20, show_default=True)
-def history(db_path: Path | None, limit: int) -> None:
+def history(db_path: str | None, limit: int) -> None:
     """List recent runs from the results database."""
     from airlock._cli.misc import run_history
 
@@ -138,8 +142,8 @@ def history(db_path: Path | None, limit: int) -> None:
     type=click.Choice(["json", "sarif", "cyclonedx", "html"]),
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path))
-@click.option("--db", "db_path", type=click.Path(path_type=Path))
-def report(run_id: str, fmt: str, output: Path | None, db_path: Path | None) -> None:
+@click.option("--db", "db_path", metavar="PATH|URL", help=DB_HELP)
+def report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> None:
     """Render a stored run again, in any format."""
     from airlock._cli.misc import run_report
 

@@ -1,15 +1,17 @@
-"""The results database: one SQLite file holding the history of runs and their findings.
+"""The results database: the history of runs and their findings.
 
-Location: ``--db PATH`` or ``$AIRLOCK_DB``, else ``$XDG_DATA_HOME/airlock/airlock.db``
-(``~/.local/share/airlock/airlock.db``). The whole result is stored as JSON beside
-queryable rows, so any report can be rendered again from the database later
-(``airlock report RUN_ID --format sarif``).
+SQLite by default (one file, WAL mode); PostgreSQL when given a ``postgresql://`` URL
+(needs the ``airlock[postgres]`` extra). Location: ``--db PATH|URL`` or ``$AIRLOCK_DB``,
+else ``$XDG_DATA_HOME/airlock/airlock.db`` (``~/.local/share/airlock/airlock.db``).
+The whole result is stored as JSON beside queryable rows, so any report can be
+rendered again from the database later (``airlock report RUN_ID --format sarif``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -59,12 +61,15 @@ class StoreError(RuntimeError):
     """The database cannot be opened or written."""
 
 
-def default_db_path() -> Path:
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def default_db_path() -> str:
     env = os.environ.get("AIRLOCK_DB")
     if env:
-        return Path(env)
+        return env
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "airlock" / "airlock.db"
+    return str(Path(base) / "airlock" / "airlock.db")
 
 
 @dataclass(frozen=True)
@@ -80,16 +85,22 @@ class RunSummary:
 class Store:
     """A results database. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+    def __init__(self, target: str | Path | None = None) -> None:
+        where = str(target) if target is not None else default_db_path()
+        self.where = where
+        self.postgres = where.startswith(PG_SCHEMES)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open results database {self.path}: {e}") from None
+            self.conn: Any = _connect_pg(where) if self.postgres else _connect_sqlite(where)
+            with self._tx() as c:
+                for stmt in filter(str.strip, SCHEMA.split(";")):
+                    c.execute(stmt)
+        except StoreError:
+            raise
+        except Exception as e:  # sqlite3.Error, OSError, psycopg.Error
+            raise StoreError(f"cannot open results database {_safe(where)}: {e}") from None
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
 
     def __enter__(self) -> Store:
         return self
@@ -101,12 +112,18 @@ class Store:
         self.conn.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Any]:
         try:
-            with self.conn:
-                yield self.conn
-        except sqlite3.Error as e:
-            raise StoreError(f"results database {self.path}: {e}") from None
+            if self.postgres:  # psycopg's `with conn` would close the connection
+                with self.conn.transaction():
+                    yield self.conn
+            else:
+                with self.conn:
+                    yield self.conn
+        except StoreError:
+            raise
+        except Exception as e:
+            raise StoreError(f"results database {_safe(self.where)}: {e}") from None
 
     def save_scan(self, result: ScanResult) -> str:
         """Store a scan and return its run id (also set on ``result.run_id``)."""
@@ -115,7 +132,7 @@ class Store:
         data = result.to_dict()
         with self._tx() as c:
             c.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                self._q("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)"),
                 (
                     run_id,
                     "scan",
@@ -128,8 +145,9 @@ class Store:
                     json.dumps(data, default=str),
                 ),
             )
-            c.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
+            _many(
+                c,
+                self._q("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)"),
                 [
                     (
                         run_id,
@@ -144,19 +162,20 @@ class Store:
                     for f in result.findings
                 ],
             )
-            c.executemany(
-                "INSERT INTO files VALUES (?,?,?,?,?)",
+            _many(
+                c,
+                self._q("INSERT INTO files VALUES (?,?,?,?,?)"),
                 [(run_id, f.path, f.size, f.sha256, f.format) for f in result.files],
             )
         return run_id
 
     def runs(self, limit: int = 20) -> list[RunSummary]:
         """The most recent runs, newest first."""
-        rows = self.conn.execute(
+        rows = self._fetch(
             "SELECT id, verb, started_at, targets, verdict, counts FROM runs "
-            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            "ORDER BY started_at DESC, id LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         return [
             RunSummary(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5])) for r in rows
         ]
@@ -167,9 +186,9 @@ class Store:
         Raises:
             KeyError: no run (or more than one) matches.
         """
-        rows = self.conn.execute(
+        rows = self._fetch(
             "SELECT result FROM runs WHERE id LIKE ? AND verb = 'scan'", (run_id + "%",)
-        ).fetchall()
+        )
         if len(rows) != 1:
             raise KeyError(run_id)
         data: dict[str, Any] = json.loads(rows[0][0])
@@ -177,9 +196,47 @@ class Store:
 
     def seen_hash(self, sha256: str) -> list[tuple[str, str, str]]:
         """Earlier runs that saw a file with this hash: (run id, path, verdict of the run)."""
-        rows = self.conn.execute(
+        rows = self._fetch(
             "SELECT f.run_id, f.path, r.verdict FROM files f JOIN runs r ON r.id = f.run_id "
             "WHERE f.sha256 = ? ORDER BY r.started_at DESC",
             (sha256,),
-        ).fetchall()
+        )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._tx() as c:
+            return list(c.execute(self._q(sql), params).fetchall())
+
+
+def _connect_sqlite(where: str) -> sqlite3.Connection:
+    path = Path(where.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _connect_pg(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(
+            "a postgresql:// database needs psycopg: pip install 'airlock[postgres]'"
+        ) from None
+    return psycopg.connect(url, connect_timeout=10)
+
+
+def _many(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    if hasattr(conn, "executemany"):
+        conn.executemany(sql, rows)
+    else:  # psycopg connections batch through a cursor
+        with conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+
+def _safe(where: str) -> str:
+    """A database location fit to print: no password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", where)

@@ -67,7 +67,7 @@ def rules_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_history(db_path: Path | None, limit: int) -> int:
+def run_history(db_path: str | None, limit: int) -> int:
     try:
         with Store(db_path) as store:
             runs = store.runs(limit)
@@ -81,7 +81,7 @@ def run_history(db_path: Path | None, limit: int) -> int:
     return 0
 
 
-def run_report(run_id: str, fmt: str, output: Path | None, db_path: Path | None) -> int:
+def run_report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> int:
     try:
         with Store(db_path) as store:
             result = store.load_scan(run_id)

@@ -27,7 +27,7 @@ def run_scan(
     no_hash: bool,
     lock_path: Path | None,
     no_lock: bool,
-    db_path: Path | None,
+    db_path: str | None,
     no_db: bool,
     quiet: bool,
 ) -> int:
@@ -83,7 +83,7 @@ def _scan_with_progress(
         return scan_paths(list(paths), policy, hash_files=hash_files, progress=advance)
 
 
-def _record(result: ScanResult, db_path: Path | None, out: object) -> None:
+def _record(result: ScanResult, db_path: str | None, out: object) -> None:
     try:
         with Store(db_path) as store:
             store.save_scan(result)
