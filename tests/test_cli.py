@@ -126,3 +126,20 @@ def test_db_option_takes_a_postgres_url(tmp_path: Path) -> None:
         assert code == 0 and "pass" in err
     finally:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_progress_bar_path_scans_and_reports_progress(tmp_path: Path, monkeypatch) -> None:
+    from airlock._cli import scan as cli_scan
+    from airlock.policy import Policy
+
+    seen = []
+    real = cli_scan.scan_paths
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("progress"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_scan, "scan_paths", spy)
+    root = clean_model(tmp_path / "m")
+    result = cli_scan._scan_with_progress((root,), Policy(), True, show=True)
+    assert len(result.files) == 3 and callable(seen[0])

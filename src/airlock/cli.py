@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-from rich.console import Console
 
 from airlock import __version__
 from airlock.findings import Severity
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_USAGE = 2
 SEVERITIES = [str(s) for s in sorted(Severity, reverse=True)]
@@ -151,7 +153,14 @@ def report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> N
 
 
 def console() -> Console:
+    """The terminal for summaries (standard error; standard output carries reports)."""
+    from rich.console import Console  # imported late: start-up time matters in CI loops
+
     return Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    click.echo(f"airlock: warning: {message}", err=True)
 
 
 def write_output(text: str, output: Path | None) -> None:

@@ -5,15 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-from airlock.cli import console, fail, write_output
+from airlock.cli import console, fail, warn, write_output
 from airlock.findings import Severity
 from airlock.policy import Policy, PolicyError, load_policy
-from airlock.report import render
-from airlock.report.terminal import print_scan
 from airlock.scan import ScanInputError, ScanResult, scan_paths
-from airlock.scan.api import Progress as ScanProgress
 from airlock.scan.integrity import default_lock_path, write_lock
 from airlock.store import Store, StoreError
 
@@ -35,18 +30,23 @@ def run_scan(
     if fmt == "text" and output is not None:
         fail("--output needs --format json, sarif, cyclonedx or html")
     policy = _policy(policy_path, fail_on)
-    out = console()
+    show_progress = not quiet and sys.stderr.isatty()
     try:
-        result = _scan_with_progress(paths, policy, not no_hash, out, quiet)
+        result = _scan_with_progress(paths, policy, not no_hash, show_progress)
     except ScanInputError as e:
         fail(str(e))
     if not no_db:
-        _record(result, db_path, out)
+        _record(result, db_path)
     if not (no_lock or no_hash):
-        _write_lock(result, paths, lock_path, out)
+        _write_lock(result, paths, lock_path)
     if fmt != "text":
+        from airlock.report import render
+
         write_output(render(result, fmt), output)
     if not quiet:
+        from airlock.report.terminal import print_scan
+
+        out = console()
         print_scan(result, out)
         if output is not None:
             out.print(f"report: {output}", soft_wrap=True)
@@ -62,17 +62,21 @@ def _policy(policy_path: Path | None, fail_on: str | None) -> Policy:
 
 
 def _scan_with_progress(
-    paths: tuple[Path, ...], policy: Policy, hash_files: bool, out: object, quiet: bool
+    paths: tuple[Path, ...], policy: Policy, hash_files: bool, show: bool
 ) -> ScanResult:
-    if quiet or not sys.stderr.isatty():
+    if not show:
         return scan_paths(list(paths), policy, hash_files=hash_files)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from airlock.scan.api import Progress as ScanProgress
+
     columns = (
         TextColumn("[bold]scanning[/bold] {task.fields[current]}", justify="left"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=out, transient=True) as bar:  # type: ignore[arg-type]
+    with Progress(*columns, console=console(), transient=True) as bar:
         task = bar.add_task("scan", total=None, current="")
 
         def advance(p: ScanProgress) -> None:
@@ -83,22 +87,19 @@ def _scan_with_progress(
         return scan_paths(list(paths), policy, hash_files=hash_files, progress=advance)
 
 
-def _record(result: ScanResult, db_path: str | None, out: object) -> None:
+def _record(result: ScanResult, db_path: str | None) -> None:
     try:
         with Store(db_path) as store:
             store.save_scan(result)
     except StoreError as e:
-        out.print(f"[yellow]warning:[/yellow] run not recorded: {e}")  # type: ignore[attr-defined]
+        warn(f"run not recorded: {e}")
 
 
-def _write_lock(
-    result: ScanResult, paths: tuple[Path, ...], lock_path: Path | None, out: object
-) -> None:
+def _write_lock(result: ScanResult, paths: tuple[Path, ...], lock_path: Path | None) -> None:
     if len(paths) != 1 and lock_path is None:
         return  # one lock describes one target
     target = lock_path or default_lock_path(paths[0])
     try:
         write_lock(target, result)
     except OSError as e:
-        msg = f"lock not written to {target}: {e.strerror or e} (use --lock FILE or --no-lock)"
-        out.print(f"[yellow]warning:[/yellow] {msg}")  # type: ignore[attr-defined]
+        warn(f"lock not written to {target}: {e.strerror or e} (use --lock FILE or --no-lock)")
