@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterator
 
 from airlock.findings import Finding
@@ -58,23 +59,22 @@ def choose_format(f: FileInput) -> FormatScanner | None:
 
 
 TEXT_KEEP_BYTES = 1 << 20
-_KEEP_NAMES = ("readme*", "license*", "licence*", "use_policy*", "notice*", "copying*")
-_KEEP_SUFFIXES = (".md", ".txt", ".json", ".yaml", ".yml", ".cff", "")
+_KEEP_NAME = re.compile(r"(?i)^(readme|license|licence|use_policy|notice|copying)")
+_KEEP_SUFFIXES = frozenset({".md", ".txt", ".json", ".yaml", ".yml", ".cff"})
 
 
 def _keep_text(f: FileInput, ctx: ScanContext) -> None:
     """Keep small text files (model card, licence, configs) for repo-level checks."""
-    name = f.name.lower()
-    wanted = any(fnmatch.fnmatchcase(name, p) for p in _KEEP_NAMES) or (
-        f.suffix in _KEEP_SUFFIXES and f.suffix != ""
-    )
-    if wanted and f.size <= TEXT_KEEP_BYTES:
-        try:
-            text = f.read_text(TEXT_KEEP_BYTES)
-        except OSError:
-            return
-        if text is not None:
-            ctx.texts[f.path] = text
+    if f.size > TEXT_KEEP_BYTES:
+        return
+    if f.suffix not in _KEEP_SUFFIXES and not _KEEP_NAME.match(f.name):
+        return
+    try:
+        text = f.read_text(TEXT_KEEP_BYTES)
+    except OSError:
+        return
+    if text is not None:
+        ctx.texts[f.path] = text
 
 
 def _safe_sniff(s: FormatScanner, f: FileInput) -> bool:
