@@ -114,3 +114,15 @@ def test_git_folder_is_skipped(tmp_path: Path) -> None:
     (root / ".git").mkdir()
     (root / ".git" / "HEAD").write_text("ref: refs/heads/main")
     assert not any(f.path.startswith(".git") for f in scan_path(root).files)
+
+
+def test_lone_weights_file_is_not_failed_for_a_missing_licence(tmp_path: Path) -> None:
+    p = tmp_path / "w.safetensors"
+    p.write_bytes(safetensors_bytes())
+    r = scan_path(p)
+    missing = [f for f in r.findings if f.rule_id == "license.missing"]
+    assert missing and missing[0].severity.name == "LOW" and r.verdict == "pass"
+    folder = scan_path(tmp_path)  # the same file as a (licence-less) folder: high
+    assert any(
+        f.rule_id == "license.missing" and f.severity.name == "HIGH" for f in folder.findings
+    )

@@ -91,7 +91,7 @@ def scan_paths(
     finally:
         hashes.close()
     raw.extend(_blob_checks(entries, digests, ctx))
-    raw.extend(_repo_checks(ctx))
+    raw.extend(_repo_checks(ctx, whole_repo=any(Path(p).is_dir() for p in paths)))
     formats = {d["path"]: d["format"] for d in ctx.facts.get("format", [])}
     return ScanResult(
         targets=[str(p) for p in paths],
@@ -198,9 +198,11 @@ def _blob_checks(
             yield ctx.finding(BLOB_MISMATCH, e.display, evidence=why)
 
 
-def _repo_checks(ctx: ScanContext) -> Iterator[Finding]:
+def _repo_checks(ctx: ScanContext, whole_repo: bool) -> Iterator[Finding]:
     formats = {d["path"]: d["format"] for d in ctx.facts.get("format", [])}
-    view = RepoView(files=formats, texts=ctx.texts)
+    # an archive that carries a model card or licence is a repository too
+    whole_repo = whole_repo or any("!" in p for p in ctx.texts)
+    view = RepoView(files=formats, texts=ctx.texts, whole_repo=whole_repo)
     for check in REPO_CHECKS.values():
         try:
             yield from check.fn(view, ctx)

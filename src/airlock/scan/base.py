@@ -284,11 +284,13 @@ class RepoView:
 
     ``files`` maps display path to format name; ``texts`` holds the decoded content of
     small text files the engine kept (README/model card, LICENSE, USE_POLICY, *.json,
-    *.md, *.txt under 1 MiB).
+    *.md, *.txt under 1 MiB). ``whole_repo`` is false when the user named only loose
+    files (no folder, and no archive holding a model card or licence).
     """
 
     files: dict[str, str]
     texts: dict[str, str]
+    whole_repo: bool = True  # False when only loose files were given (no folder or archive)
 
 
 FORMAT_SCANNERS: dict[str, FormatScanner] = {}

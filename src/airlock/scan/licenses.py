@@ -525,8 +525,16 @@ def check_license(view: RepoView, ctx: ScanContext) -> Iterator[Finding]:
                 evidence="; ".join(d.describe() for d in decls[:5]),
                 extra={"sources": [d.to_dict() for d in decls[:50]]},
             )
-        else:
+        elif view.whole_repo:
             yield ctx.finding(MISSING, ".")
+        else:  # a lone weights file: its licence lives in the repository it came from
+            yield ctx.finding(
+                MISSING,
+                ".",
+                title="No licence found (only single files were scanned)",
+                severity=Severity.LOW,
+                evidence="scan the model's folder to judge its licence",
+            )
         return
     summary = _summary(chosen, decls, "conflict" if pair else "identified")
     ctx.add_fact("license_summary", summary)
