@@ -372,9 +372,7 @@ OTHER_FORMATS: list[Case] = [
          rules=frozenset({"keras.dangerous-reference"})),
     Case("keras-function-timeit", "CVE-2025-1550 with a gadget outside keras' module list",
          one("model.keras", lambda s: bs.keras_zip(bs.keras_function_ref(
-             "timeit", "timeit", py_code(s)))), rules=frozenset({"keras.dangerous-reference"}),
-         xfail="keras.DANGEROUS_MODULES is a short hard-coded set; timeit/pydoc/bdb/cProfile "
-               "and the rest of the pickle deny list only yield keras.custom-object (medium)"),
+             "timeit", "timeit", py_code(s)))), rules=frozenset({"keras.dangerous-reference"})),
 ]  # fmt: skip
 
 CASES: list[Case] = [_gadget_case(*g) for g in GADGETS] + STRUCTURAL + ZIPS + OTHER_FORMATS

@@ -154,7 +154,10 @@ class _Walk:
     """Iterative walk over the JSON tree (bounded in nodes and depth)."""
 
     def __init__(self, where: str, ctx: ScanContext) -> None:
+        from airlock.scan.pickle_judge import judge_for
+
         self.where, self.ctx = where, ctx
+        self.judge = judge_for(ctx)  # the pickle deny list names the same gadgets
         self.handled: set[int] = set()
         self.reported = 0
 
@@ -213,7 +216,8 @@ class _Walk:
         name = cfg if cls == "function" and isinstance(cfg, str) else cls
         full = f"{module}.{name}" if module else name
         root = (module or "").split(".", 1)[0]
-        if root in DANGEROUS_MODULES or (module and KERAS_GADGETS.search(full)):
+        denied = bool(module) and self.judge.verdict(module or "", name) == "dangerous"
+        if denied or root in DANGEROUS_MODULES or (module and KERAS_GADGETS.search(full)):
             ev = f"{path}: {full}"
             yield self.ctx.finding(DANGEROUS_REFERENCE, self.where, location=path, evidence=ev)
         elif module and not _is_keras(module):
