@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -255,10 +256,43 @@ def _load_builtins() -> None:
     if _loaded:
         return
     import importlib
-    from importlib.metadata import entry_points
 
     for name in _BUILTINS:
         importlib.import_module(name)
-    for ep in entry_points(group="airlock.scanners"):
-        ep.load()
+    if _plugins_declared():
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=PLUGIN_GROUP):
+            ep.load()
     _loaded = True
+
+
+PLUGIN_GROUP = "airlock.scanners"
+
+
+def _plugins_declared() -> bool:
+    """Whether any installed distribution declares an airlock scanner plugin.
+
+    A cheap look at ``entry_points.txt`` files, so that a scan without plugins does not pay
+    for importing :mod:`importlib.metadata` (a noticeable part of start-up in CI loops).
+    """
+    import sys
+
+    marker = f"[{PLUGIN_GROUP}]"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(
+                    os.path.join(entry or ".", name, "entry_points.txt"), encoding="utf-8"
+                ) as fh:
+                    if marker in fh.read():
+                        return True
+            except OSError:
+                continue
+    return False
