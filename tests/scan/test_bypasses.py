@@ -261,17 +261,11 @@ STRUCTURAL: list[Case] = [
     Case("headerless-pickle-pkl", "no PROTO opcode",
          pkl(bs.headerless_stack_global), names=("posix.system",)),
     Case("headerless-pickle-bin", "torch.load legacy path unpickles any non-zip file",
-         one("pytorch_model.bin", bs.headerless_stack_global), names=("posix.system",),
-         xfail="pickles.scan_pickle returns early for .bin/.dat unless the head matches "
-               "pickle_ops.PROTO01_START; a protocol-4 stream without PROTO (0x8c) is "
-               "still unpickled by torch.load's legacy path"),
+         one("pytorch_model.bin", bs.headerless_stack_global), names=("posix.system",)),
     Case("framed-headerless-bin", "FRAME without PROTO",
-         one("pytorch_model.bin", bs.framed_headerless), names=("posix.system",),
-         xfail="same gap as headerless-pickle-bin (stream starts with FRAME 0x95)"),
+         one("pytorch_model.bin", bs.framed_headerless), names=("posix.system",)),
     Case("headerless-non-standard-extension", "GHSA-769v-p64c-89pr + no PROTO",
-         one("weights.model", bs.headerless_stack_global), names=("posix.system",),
-         xfail="no sniffer claims a protocol-4 stream without PROTO (first byte 0x8c) in a "
-               "file whose extension is not a pickle extension"),
+         one("weights.model", bs.headerless_stack_global), names=("posix.system",)),
     Case("non-standard-extension", "GHSA-769v-p64c-89pr",
          one("weights.model", lambda s: bs.simple_call("os", "system", *cmd(s))),
          names=("os.system",)),
@@ -543,12 +537,6 @@ def _eocd_lies() -> bytes:
     )
 
 
-PUSH_RUN_XFAIL = (
-    "pickle_ops.RUNS: the run-skipping regex (?:N.{0})+ keeps ~140 bytes of sre state per "
-    "repetition, so one 1 MiB buffer of a push opcode costs ~146 MB transient memory"
-)
-
-
 def crash(cid: str, source: str, name: str, build: Callable[[], bytes], *,
           memory: bool = True, xfail: str | None = None) -> object:  # fmt: skip
     marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
@@ -566,10 +554,10 @@ CRASHES: list[object] = [
     crash("deep-append-chain", "recursive AST builders", "m.pkl",
           lambda: b"\x80\x04" + b"]" * 100_000 + b"a" * 99_999 + b"."),
     crash("push-run-1mib", "long runs of one opcode", "m.pkl",
-          lambda: b"\x80\x04" + b"N" * (1 << 20) + b".", xfail=PUSH_RUN_XFAIL),
+          lambda: b"\x80\x04" + b"N" * (1 << 20) + b"."),
     crash("push-run-1mib-zipped", "64 KiB zip member inflating to a push run", "model.pt",
           lambda: bs.zip_bytes({"archive/data.pkl": b"\x80\x04" + b"N" * (4 << 20)},
-                               deflate=True), xfail=PUSH_RUN_XFAIL),
+                               deflate=True)),
     crash("huge-memo-index", "memo as a dense list", "m.pkl",
           lambda: b"\x80\x04Nr\xff\xff\xff\xffj\xfe\xff\xff\xff."),
     crash("many-huge-memo-keys", "memo as a dense list", "m.pkl", _many_big_memo_keys),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airlock.findings import Finding
-from airlock.scan.base import FileInput, ScanContext
+from airlock.scan.base import FileInput, Limits, ScanContext
 from airlock.scan.engine import scan_file
 from airlock.scan.pickle_ops import string_payload
 from airlock.scan.pickles import scan_pickle_stream
@@ -191,3 +192,45 @@ def test_names_memoized_before_any_filler_resolve(filler: list[bytes], module: s
     verdicts = {f.extra["global"]: f.rule_id for f in found if "global" in f.extra}
     expected = "pickle.dangerous-global" if module == "os" else "pickle.unknown-global"
     assert verdicts == {f"{module}.system": expected}
+
+
+# runs of one push opcode are skipped by a regex: bounded memory, exact opcode counts -------
+PUSH_ARGS = {b"N": b"", b"K": b"\x07", b"M": b"\x07\x00", b"J": b"\x07\x00\x00\x00",
+             b"G": struct.pack(">d", 1.5), b"\x88": b"", b")": b""}  # fmt: skip
+
+
+@pytest.mark.parametrize("op", sorted(PUSH_ARGS))
+def test_long_push_run_is_walked_in_bounded_memory(op: bytes) -> None:
+    # a backtracking (?:J.{4})+ kept ~140 bytes of regex state per repetition (146 MB for
+    # 1 MiB of NONE); the walker's own stack costs 8 bytes per pushed item
+    item = op + PUSH_ARGS[op]
+    n = (1 << 20) // len(item) if len(item) == 1 else (4 << 20) // len(item)
+    data = PROTO4 + b"]" + b"(" + item * n + b"e" + sstr("posix") + sstr("system") + STACK_GLOBAL
+    data += call_with("id") + b"."
+    tracemalloc.start()
+    try:
+        found = scan_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert globals_of(found, "pickle.dangerous-global") == {"posix.system": True}
+    assert "pickle.malformed" not in {f.rule_id for f in found}
+    assert peak < 48 << 20, f"peak {peak >> 20} MB"
+
+
+@pytest.mark.parametrize("op", sorted(PUSH_ARGS))
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 4095, 4096, 4097, 300_001])
+def test_push_runs_count_every_opcode(op: bytes, n: int) -> None:
+    item = op + PUSH_ARGS[op]
+    data = PROTO4 + item * n + b"."
+    total = n + 2  # PROTO, the run, STOP
+    over = ScanContext(limits=Limits(max_pickle_opcodes=total - 1))
+    exact = ScanContext(limits=Limits(max_pickle_opcodes=total))
+    f = FileInput.from_bytes("x.pkl", data)
+    assert "pickle.unscannable" in {x.rule_id for x in scan_file(f, over)}
+    assert list(scan_file(f, exact)) == []
+
+
+def test_push_run_cut_by_the_end_of_the_file_is_truncated() -> None:
+    data = PROTO4 + b"J\x01\x00\x00\x00" * 1000 + b"J\x01\x00"
+    assert "pickle.malformed" in {f.rule_id for f in scan_bytes(data)}

@@ -6,10 +6,12 @@ import collections
 import io
 import os
 import pickle
+import re
 import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -342,3 +344,140 @@ def test_fuzz_mutations(seed: bytes, edits: list[tuple[int, int]]) -> None:
         data[pos % len(data)] = val
     for f in scan(bytes(data)):
         assert isinstance(f, Finding) and f.rule_id != "scan.internal-error", f
+
+
+# headerless streams: .bin/.dat trial walk and the any-extension sniff -------------------
+def payload_body(sentinel: Path) -> bytes:
+    """posix.system(touch sentinel) in protocol-4 opcodes, without PROTO and STOP."""
+    return (
+        sstr("posix") + b"\x94" + sstr("system") + b"\x94\x93" + call_with_str(f"touch {sentinel}")
+    )
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [b"", b"}", b"(", b"N0", b"\x88\x89\x86", b"K\x05J\x00\x00\x00\x000\x8f0", b"C\x03abc0"],
+)
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "data.dat"])
+def test_headerless_pickle_in_generic_file_is_caught(
+    prefix: bytes, name: str, tmp_path: Path
+) -> None:
+    # torch.load's legacy path unpickles any non-zip file, with or without a PROTO header
+    sentinel = tmp_path / "SENTINEL"
+    found = scan(prefix + payload_body(sentinel) + b".", name)
+    assert globals_of(found, "pickle.dangerous-global") == {"posix.system"}
+    assert not sentinel.exists()
+
+
+def test_headerless_pickle_behind_a_long_constant_is_caught(tmp_path: Path) -> None:
+    # the trial walk is not a fixed-size window: a 1 MiB leading constant is skipped
+    sentinel = tmp_path / "SENTINEL"
+    junk = os.urandom(1 << 20)
+    data = b"\x8e" + struct.pack("<Q", len(junk)) + junk + b"0" + payload_body(sentinel) + b"."
+    assert globals_of(scan(data, "pytorch_model.bin"), "pickle.dangerous-global") == {
+        "posix.system"
+    }
+    assert not sentinel.exists()
+
+
+def test_headerless_payload_that_breaks_after_the_call_is_caught() -> None:
+    data = payload_body(Path("x")) + b"\xff garbage"  # the call runs before the break
+    found = scan(data, "pytorch_model.bin")
+    assert globals_of(found, "pickle.dangerous-global") == {"posix.system"}
+    assert "pickle.malformed" in rules(found)
+
+
+def _no_proto_header(data: bytes) -> bool:
+    # a random buffer starting \x80 [2-5] <opcode> (p ~ 1.6e-5) is a real pickle header
+    return not (data[0] == 0x80 and 2 <= data[1] <= 5)
+
+
+def test_raw_weights_in_bin_files_are_not_flagged() -> None:
+    rng = np.random.default_rng(7)
+    buffers = [os.urandom(1 << 16) for _ in range(64)]
+    buffers += [rng.bytes(4096) for _ in range(3000)]
+    buffers += [rng.standard_normal(1 << 14).astype(np.float32).tobytes() for _ in range(200)]
+    buffers += [(rng.standard_normal(4096) * 0.02).astype(np.float16).tobytes() for _ in range(500)]
+    buffers += [np.arange(5000, dtype=np.float32).tobytes(), bytes(4096), b"\xff" * 100]
+    for data in filter(_no_proto_header, buffers):
+        for name in ("pytorch_model.bin", "weights.dat"):
+            assert scan(data, name) == [], data[:32]
+
+
+def test_text_global_in_generic_file_still_scanned_and_data_pickles_clean() -> None:
+    assert rules(scan(b"cos\nsystem\n(S'id'\ntR.", "model.bin")) == {"pickle.dangerous-global"}
+    for protocol in (0, 1):  # headerless by design, plain data: nothing to report
+        assert scan(pickle.dumps({"a": [1, 2.0, "x"]}, protocol=protocol), "x.bin") == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        payload_body(Path("x")) + b".",  # STACK_GLOBAL of two names at byte 0
+        b"N0(}" + payload_body(Path("x")) + b".",  # ... after a few opcodes
+        b"X\x05\x00\x00\x00posixq\x00U\x06systemr\x01\x00\x00\x00\x93N.",  # other string ops
+        b"cos\nsystem\n(S'id'\ntR.",  # text GLOBAL at byte 0
+        b"cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.",
+    ],
+)
+def test_headerless_start_sniffed_for_any_extension(data: bytes) -> None:
+    for name in ("weights.model", "checkpoint", "x.txt"):
+        f = FileInput.from_bytes(name, data)
+        assert looks_like_pickle(f.head, f), (name, data)
+        assert rules(scan(data, name)) & {"pickle.dangerous-global", "pickle.unknown-global"}
+
+
+def test_framed_headerless_sniffed_only_when_the_frame_fits() -> None:
+    body = payload_body(Path("x")) + b"."
+    framed = b"\x95" + struct.pack("<Q", len(body)) + body
+    f = FileInput.from_bytes("weights.model", framed)
+    assert looks_like_pickle(f.head, f)
+    assert "pickle.dangerous-global" in rules(scan(framed, "weights.model"))
+    for bad in (
+        b"\x95" + struct.pack("<Q", len(body) + 1) + body,  # frame longer than the file
+        b"\x95" + struct.pack("<Q", 0) + body,
+        b"\x95" + struct.pack("<Q", len(body)) + b"\x00" + body,  # no opcode after it
+    ):
+        g = FileInput.from_bytes("weights.model", bad)
+        assert not looks_like_pickle(g.head, g)
+
+
+REALISTIC_TEXT = {
+    "README.md": b"---\nlicense: apache-2.0\ntags:\n- text-generation\n---\n# Model\n",
+    "config.json": b'{\n  "architectures": ["LlamaForCausalLM"],\n  "hidden_size": 4096\n}\n',
+    "modeling_x.py": b"# coding=utf-8\nimport torch\nfrom torch import nn\n\nclass X(nn.Module):\n",
+    "vocab.txt": b"cat\ndog\nemu\nfox\ngnu\nhen\nowl\nram\nyak\nant\nbee\nbat\ncow\n",
+    "words.model": b"cos\nsystem\nshell\nexec\nhome\nroot\nuser\nwheel\nstaff\nadm\n",
+    "merges.txt": b"#version: 0.2\n\xc4\xa0 t\n\xc4\xa0 a\nh e\ni n\nr e\no n\n",
+    "LICENSE": b"Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\n",
+    "model.model": b"\n\x0e\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02\n\x0c\n\x03<s>\x15",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REALISTIC_TEXT))
+def test_text_and_tokenizer_files_never_sniff_as_pickles(name: str) -> None:
+    f = FileInput.from_bytes(name, REALISTIC_TEXT[name])
+    assert not looks_like_pickle(f.head, f)
+    assert not {r for r in rules(scan(REALISTIC_TEXT[name], name)) if r.startswith("pickle.")}
+
+
+_TEXT_GLOBAL_LINE = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+# printable text; control characters are left out because bytes < 0x20 are the length
+# fields of binary string opcodes, which makes such a stream binary, not text
+_PRINTABLE = st.characters(min_codepoint=0x20, blacklist_categories=("Cc", "Cs")) | st.just("\n")
+
+
+@settings(max_examples=300, deadline=2000)
+@given(st.text(_PRINTABLE, max_size=80), st.sampled_from(["x.model", "x.bin", "x.txt", "x"]))
+def test_printable_text_sniffs_as_pickle_only_if_it_is_a_global_line(text: str, name: str) -> None:
+    data = text.encode()
+    f = FileInput.from_bytes(name, data)
+    if looks_like_pickle(f.head, f):
+        assert _TEXT_GLOBAL_LINE.match(data), data
+
+
+@settings(max_examples=200, deadline=2000)
+@given(st.from_regex(rb"\Ac[a-z_]{1,8}\n[a-z_]{1,8}\n(?:[a-z]{1,6}\n){1,6}\Z"))
+def test_word_lists_starting_like_a_global_are_not_sniffed(data: bytes) -> None:
+    f = FileInput.from_bytes("words.model", data)
+    assert not looks_like_pickle(f.head, f)

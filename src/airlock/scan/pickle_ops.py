@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 
 # Hot categories, most frequent first. The hot loop compares literal ints (a global lookup
 # per comparison costs ~30 %), so keep these values in sync with the comments there.
@@ -111,13 +112,23 @@ for _k, (_n, _c, _s, _p) in OPS.items():
     NAME[_k[0]], CAT[_k[0]], SIZE[_k[0]], POPS[_k[0]] = _n, _c, _s, _p
 VALID_OPS = frozenset(k[0] for k in OPS)
 
+
+def _run_pattern(op: int) -> re.Pattern[bytes]:
+    """A run of one fixed-size push opcode and its arguments.
+
+    The repeat must not keep per-repetition state: a backtracking ``(?:N.{0})+`` holds
+    ~140 bytes of sre state per repetition (146 MB for a 1 MiB run). A single byte
+    repeated is a plain loop in sre; a possessive group never backtracks and keeps none,
+    and is ~10x faster than the backtracking one.
+    """
+    if SIZE[op] == 1:
+        return re.compile(re.escape(bytes([op])) + b"+")
+    return re.compile(b"(?:" + re.escape(bytes([op])) + b".{%d})++" % (SIZE[op] - 1), re.S)
+
+
 # A run of the same fixed-size push opcode (lists of ints/floats) is skipped by the regex
 # engine in C instead of one Python iteration per opcode.
-RUNS = {
-    op: re.compile(b"(?:" + re.escape(bytes([op])) + b".{%d})+" % (SIZE[op] - 1), re.S)
-    for op in range(256)
-    if CAT[op] == PUSH
-}
+RUNS = {op: _run_pattern(op) for op in range(256) if CAT[op] == PUSH}
 
 U32 = struct.Struct("<I").unpack_from  # cheaper than int.from_bytes on a slice
 
@@ -125,6 +136,69 @@ TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 LEGACY_TORCH = re.compile(rb"\x80[\x02-\x05]\x8a\x0a" + re.escape(TORCH_MAGIC) + rb"\.")
 PROTO01_START = re.compile(rb"[(\]})NIFLSVUTXKMJG]|c[A-Za-z_][\w.]*\n")
 _EMBEDDED_TEXT = re.compile(rb"[(\]})]*c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+
+
+# Headerless streams (no PROTO) in files of any extension: only unmistakable starts count,
+# so that text and binary files of other formats never sniff as pickles.
+_IDENT = re.compile(rb"[A-Za-z_][\w.]*")
+_TEXT_GLOBAL = re.compile(rb"c([A-Za-z_][\w.]*)\n([A-Za-z_][\w.]*)\n")
+_WORD_LINES = re.compile(rb"(?:[A-Za-z_]\w*\n)*\w*")  # a word list: "cat\ndog\nemu\n"
+_U64 = struct.Struct("<Q").unpack_from
+_MEMO_OP_SIZE = {0x94: 1, 0x71: 2, 0x72: 5}  # MEMOIZE, BINPUT, LONG_BINPUT after a string
+
+
+def headerless_start(head: bytes, size: int) -> bool:
+    """Does a stream without a PROTO header start unmistakably like a pickle?
+
+    Three starts count: a FRAME whose length fits the file followed by an opcode; a
+    ``STACK_GLOBAL`` of two identifier strings in the first bytes; a text ``GLOBAL`` of
+    two identifier lines at byte 0 that is not followed by more plain word lines only.
+
+    Args:
+        head: the first bytes of the stream (the engine's 64-byte sniff window).
+        size: the stream's size, bounding a FRAME's declared length.
+    """
+    if not head:
+        return False
+    if head[0] == 0x95:
+        return len(head) >= 10 and 0 < _U64(head, 1)[0] <= size - 9 and head[9] in VALID_OPS
+    if head[0] == 0x63 and (m := _TEXT_GLOBAL.match(head)):  # "c"
+        rest = head[m.end() :]
+        return not rest or (rest[0] in VALID_OPS and not _WORD_LINES.fullmatch(rest))
+    return 0x93 in head and any(_import_at(head, i) for i in _op_starts(head))
+
+
+_LENGTH_PREFIXED = frozenset({SHORT_STR, STR4, STR8, BYTES, LONG})
+_PARSE_STOP = frozenset({LINE, LINE_STR, LINE_GET, LINE_PUT, GLOBAL, INST, STOP, INVALID})
+
+
+def _op_starts(head: bytes) -> Iterator[int]:
+    """Offsets of the opcodes ``head`` parses into from byte 0, up to the first one that
+    is invalid or reads a text line (a container that stores a pickle is not one)."""
+    i = 0
+    while i < len(head) and CAT[head[i]] not in _PARSE_STOP:
+        yield i
+        op = head[i]
+        if CAT[op] in _LENGTH_PREFIXED:
+            i += 1 + SIZE[op] + int.from_bytes(head[i + 1 : i + 1 + SIZE[op]], "little")
+        else:
+            i += SIZE[op]
+
+
+def _ident_string(head: bytes, i: int) -> int:
+    """End of an identifier string constant (plus its memo store) at ``i``; -1 if none."""
+    data = string_payload(head[i:])
+    if not data or not _IDENT.fullmatch(data):
+        return -1
+    end = i + (2 if CAT[head[i]] == SHORT_STR else 5) + len(data)
+    return end + _MEMO_OP_SIZE.get(head[end], 0) if end < len(head) else -1
+
+
+def _import_at(head: bytes, i: int) -> bool:
+    """Is there a module string, a name string and STACK_GLOBAL at ``i``?"""
+    j = _ident_string(head, i)
+    k = _ident_string(head, j) if 0 <= j < len(head) else -1
+    return 0 <= k < len(head) and head[k] == 0x93
 
 
 def looks_embedded(head: bytes) -> bool:

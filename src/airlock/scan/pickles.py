@@ -10,6 +10,7 @@ This module declares the rules, turns a walk into findings and registers the sca
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import IO
 
@@ -17,7 +18,7 @@ from airlock.findings import Finding, Severity, rule
 from airlock.scan import pickle_state
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 from airlock.scan.pickle_judge import Judge, judge_for
-from airlock.scan.pickle_ops import PROTO01_START, VALID_OPS
+from airlock.scan.pickle_ops import PROTO01_START, VALID_OPS, headerless_start
 from airlock.scan.pickle_walk import Walker
 
 __all__ = ["Judge", "judge_for", "looks_like_pickle", "scan_pickle", "scan_pickle_stream"]
@@ -161,23 +162,55 @@ def _findings(w: Walker, f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
 
 
 def looks_like_pickle(head: bytes, f: FileInput) -> bool:
-    """Sniff a pickle: a protocol 2+ header, or a protocol 0/1 start in a pickle-named file."""
+    """Sniff a pickle: a protocol 2+ header, a protocol 0/1 start in a pickle-named file, or
+    an unmistakable headerless start (FRAME, STACK_GLOBAL of names, text GLOBAL) anywhere."""
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return len(head) == 2 or head[2] in VALID_OPS
-    if f.suffix in PICKLE_EXTENSIONS and f.suffix not in _GENERIC_EXTENSIONS:
-        return bool(PROTO01_START.match(head))
-    return False
+    if f.suffix in _NAMED_PICKLE and PROTO01_START.match(head):
+        return True
+    return headerless_start(head, f.size)
 
 
 @format_scanner("pickle", extensions=PICKLE_EXTENSIONS, sniff=looks_like_pickle)
 def scan_pickle(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
-    """Format scanner for pickle files (``.pkl``, legacy ``torch.save`` ``.pt``/``.bin`` ...)."""
-    if (
-        f.format_hint != "pickle"
-        and f.suffix in _GENERIC_EXTENSIONS
-        and not looks_like_pickle(f.head, f)
-        and not PROTO01_START.match(f.head)
-    ):
-        return  # a generic .bin/.dat that is not a pickle (raw weights, tokenizer data)
+    """Format scanner for pickle files (``.pkl``, legacy ``torch.save`` ``.pt``/``.bin`` ...).
+
+    A generic ``.bin``/``.dat`` without a pickle start is often raw weights or tokenizer
+    data, yet ``torch.load`` unpickles any non-zip file, header or not. Such a file is
+    walked as a trial: it is reported only if the walk shows it is a pickle.
+    """
+    known = (
+        f.format_hint == "pickle"
+        or f.suffix not in _GENERIC_EXTENSIONS
+        or looks_like_pickle(f.head, f)
+    )
+    if not known and (not f.head or f.head[0] not in VALID_OPS):
+        return  # not even one opcode: raw data
     with f.open() as fh:
-        yield from scan_pickle_stream(fh, f, ctx)
+        w = Walker(fh, f, ctx, judge_for(ctx))
+        w.walk_all()
+    if known or _is_pickle(w):
+        yield from _findings(w, f, ctx)
+
+
+_NAMED_PICKLE = frozenset(PICKLE_EXTENSIONS) - _GENERIC_EXTENSIONS
+_IMPORT_NAME = re.compile(r"[A-Za-z_][\w.]*", re.ASCII)
+_NAME_PART = re.compile(r"^[A-Za-z_]\w+\.|\.[A-Za-z_]\w+$", re.ASCII)
+
+
+def _is_pickle(w: Walker) -> bool:
+    """Did the trial walk find a pickle rather than raw bytes that happen to be opcodes?
+
+    Random bytes parse as a few opcodes (about a quarter of all byte values are valid),
+    and sometimes reach a STACK_GLOBAL of junk; they almost never import an identifier
+    name or form a whole pickle. A real payload that breaks after its call still counts.
+    """
+    clean = not w.problems.keys() & {pickle_state.MALFORMED, pickle_state.MISSING_MEMO}
+    for h in w.hits.values():
+        if h.opcode.startswith("EXT"):
+            continue  # copyreg's extension registry is empty unless the loader fills it
+        if clean or _IMPORT_NAME.fullmatch(h.name):
+            return True
+        if h.verdict == "unresolved" and _NAME_PART.search(h.name):
+            return True
+    return False
