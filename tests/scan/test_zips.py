@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import pickle
+import struct
 import sys
 import tracemalloc
 import types
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airlock.findings import Finding
+from airlock.scan.api import scan_path
 from airlock.scan.base import FORMAT_SCANNERS, FileInput, Limits, ScanContext
 from airlock.scan.engine import choose_format, scan_file
 from airlock.scan.zips import scan_zip
@@ -398,3 +401,102 @@ def test_fuzz_mutated_valid_zip(edits: list[tuple[int, int]], cut: int) -> None:
     for pos, val in edits:
         data[pos] = val
     _drain(bytes(data[: max(cut, 0) or len(data)]), name="model.pt")
+
+
+# --- many members: the per-member fast path must find what the careful path finds ----------
+
+
+def _many_pickles(n: int) -> dict[str, bytes]:
+    # pickle.dumps only serialises test data; nothing here is ever unpickled
+    return {
+        f"archive/p{i}.pkl": pickle.dumps({"w": [1.0, float(i)], "name": "layer"}, protocol=2)
+        for i in range(n)
+    }
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_one_malicious_member_among_2000_clean_ones(tmp_path: Path, method: int) -> None:
+    _need_pickle_scanner()
+    sentinel = tmp_path / "pwned"
+    members = _many_pickles(2000)
+    members["archive/p1234.pkl"] = evil_pickle(f"touch {sentinel}")
+    path = tmp_path / "many.zip"
+    path.write_bytes(std_zip(members, method))
+    result = scan_path(path, hash_files=False)
+    found = [(f.rule_id, f.path) for f in result.findings if not f.rule_id.startswith("license.")]
+    assert found == [("pickle.dangerous-global", "many.zip!archive/p1234.pkl")]
+    assert not sentinel.exists()
+    # the file records list the archive itself; its 2,000 members add no per-member facts
+    assert [(r.path, r.format) for r in result.files] == [("many.zip", "zip")]
+    assert result.facts["format"] == [{"path": "many.zip", "format": "zip"}]
+
+
+def test_all_clean_many_member_zip_has_no_findings() -> None:
+    _need_pickle_scanner()
+    z = std_zip(_many_pickles(2000), zipfile.ZIP_STORED)
+    assert list(scan_file(FileInput.from_bytes("many.zip", z), ScanContext())) == []
+
+
+@pytest.mark.parametrize(
+    ("odd", "rule_id"),
+    [
+        (M(b"../evil.pkl", BENIGN_PICKLE), "zip.path-traversal"),
+        (M(b"C:evil.pkl", BENIGN_PICKLE), "zip.path-traversal"),
+        (M(b"archive/odd.pkl", BENIGN_PICKLE, crc=1), "zip.bad-crc"),
+        (M(b"archive/odd.pkl", BENIGN_PICKLE, local_name=b"archive/q.pkl"), "zip.name-mismatch"),
+        (M(b"archive/inner.gz", b"\x1f\x8b\x08" + bytes(40)), "zip.nested-archive"),
+    ],
+)
+def test_one_odd_entry_among_many_is_still_reported(odd: M, rule_id: str) -> None:
+    members = [M(f"archive/p{i}.pkl".encode(), BENIGN_PICKLE) for i in range(500)]
+    found = run(build_zip([*members[:250], odd, *members[250:]]), rec=Recorder())
+    assert [f.rule_id for f in found] == [rule_id]
+    assert found[0].path == f"m.zip!{odd.name.decode()}"
+
+
+def test_member_names_that_only_look_odd_together_are_not_traversal() -> None:
+    # ".." and ":" across two names (or inside one component) are not an unsafe path
+    members = [M(b"a.", b"1"), M(b".b", b"2"), M(b"ab:c/z", b"3"), M(b"v..w", b"4")]
+    assert "zip.path-traversal" not in ids(run(build_zip(members), rec=Recorder()))
+
+
+# --- headerless pickles in a torch file that is not a zip -----------------------------------
+
+
+def _headerless_proto4(cmd: str) -> bytes:
+    """A protocol-4 pickle calling os.system(cmd), minus its 2-byte PROTO header."""
+    arg = cmd.encode()
+    body = (
+        b"\x8c\x02os\x94\x8c\x06system\x94\x93\x94"  # SHORT_BINUNICODE x2, STACK_GLOBAL
+        + b"\x8c" + bytes([len(arg)]) + arg + b"\x94\x85\x94R\x94."  # (cmd,) REDUCE STOP
+    )  # fmt: skip
+    return b"\x95" + struct.pack("<Q", len(body)) + body  # FRAME first
+
+
+@pytest.mark.parametrize("framed", [True, False])
+def test_headerless_protocol4_pickle_under_torch_name_is_scanned(
+    tmp_path: Path, framed: bool
+) -> None:
+    _need_pickle_scanner()
+    sentinel = tmp_path / "pwned"
+    data = _headerless_proto4(f"touch {sentinel}")
+    if not framed:
+        data = data[9:]  # starts with SHORT_BINUNICODE
+    found = run(data, name="model.pt", rec=None)
+    assert "pickle.dangerous-global" in ids(found)
+    assert "zip.malformed" not in ids(found)  # torch.load would unpickle it, not unzip it
+    assert not sentinel.exists()
+
+
+def test_headerless_protocol4_pickle_as_zip_member_is_scanned() -> None:
+    _need_pickle_scanner()
+    inner = _headerless_proto4("id")
+    z = torch_zip({"archive/extra.mar": inner})  # a torch name no pickle extension claims
+    found = list(scan_file(FileInput.from_bytes("model.pt", z), ScanContext()))
+    hits = {(f.rule_id, f.path) for f in found}
+    assert ("pickle.dangerous-global", "model.pt!archive/extra.mar") in hits
+
+
+def test_torch_named_file_starting_with_other_bytes_is_not_scanned_as_pickle() -> None:
+    _need_pickle_scanner()
+    assert run(b"\x96" + bytes(100), name="w.pt", rec=None) == []

@@ -18,10 +18,8 @@ engine and reported as ``scan.internal-error`` (a bug to fix, never a crash).
 
 from __future__ import annotations
 
-import functools
 import io
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +57,11 @@ class FileInput:
         depth: nesting level (0 for files on disk).
         fs_path: the real file on disk, when there is one.
         format_hint: a container's word on what this member is (``"pickle"``).
+        name: the base name (after the last ``/``, ``!`` or ``#``).
+        suffix: lower-case extension of ``name`` with the dot, ``""`` if none.
+
+    A container that already holds the first bytes of a member passes them as ``head``
+    so that building the input costs no extra read.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class FileInput:
         depth: int = 0,
         fs_path: Path | None = None,
         format_hint: str | None = None,
+        head: bytes | None = None,
     ) -> None:
         self.path = path
         self.size = size
@@ -77,8 +81,17 @@ class FileInput:
         self.depth = depth
         self.fs_path = fs_path
         self.format_hint = format_hint
-        with opener() as fh:
-            self.head = fh.read(SNIFF_BYTES)
+        if head is None:  # a container that already holds the first bytes passes them
+            with opener() as fh:
+                head = fh.read(SNIFF_BYTES)
+        self.head = head if len(head) <= SNIFF_BYTES else head[:SNIFF_BYTES]
+        # computed once here: every file is dispatched by name, and archives hold many files
+        name = path.rpartition("/")[2]
+        if "!" in name or "#" in name:
+            name = name[max(name.rfind("!"), name.rfind("#")) + 1 :]
+        self.name = name
+        dot = name.rfind(".")
+        self.suffix = name[dot:].lower() if dot >= 0 else ""
 
     @classmethod
     def from_path(cls, fs_path: Path, display: str, *, depth: int = 0) -> FileInput:
@@ -90,23 +103,17 @@ class FileInput:
         cls, display: str, data: bytes, *, depth: int = 0, format_hint: str | None = None
     ) -> FileInput:
         return cls(
-            display, len(data), lambda: io.BytesIO(data), depth=depth, format_hint=format_hint
+            display,
+            len(data),
+            lambda: io.BytesIO(data),
+            depth=depth,
+            format_hint=format_hint,
+            head=data[:SNIFF_BYTES],
         )
 
     def open(self) -> IO[bytes]:
         """A fresh binary handle positioned at 0. Close it (use ``with``)."""
         return self._opener()
-
-    @functools.cached_property
-    def name(self) -> str:
-        """The base name (after the last ``/``, ``!`` or ``#``)."""
-        return re.split(r"[/!#]", self.path)[-1]
-
-    @functools.cached_property
-    def suffix(self) -> str:
-        """Lower-case extension with the dot, ``""`` if none."""
-        n = self.name.lower()
-        return n[n.rfind(".") :] if "." in n else ""
 
     def read_text(self, limit: int) -> str | None:
         """Decode up to ``limit`` bytes as UTF-8 text; ``None`` if it does not look like text."""
@@ -136,6 +143,7 @@ class ScanContext:
     facts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     nested_scanner: Callable[[FileInput, ScanContext], Iterator[Finding]] | None = None
     texts: dict[str, str] = field(default_factory=dict)
+    texts_bytes: int = 0  # size of the archive members kept in ``texts`` (bounded by the engine)
 
     def finding(
         self,
@@ -282,10 +290,12 @@ class RepoCheck:
 class RepoView:
     """The whole scanned tree, for checks that need more than one file.
 
-    ``files`` maps display path to format name; ``texts`` holds the decoded content of
-    small text files the engine kept (README/model card, LICENSE, USE_POLICY, *.json,
-    *.md, *.txt under 1 MiB). ``whole_repo`` is false when the user named only loose
-    files (no folder, and no archive holding a model card or licence).
+    ``files`` maps the display path of each file on disk to its format name (archive
+    members are scanned but not listed: an archive may hold 200,000); ``texts`` holds
+    the decoded content of small text files the engine kept, archive members included
+    (README/model card, LICENSE, USE_POLICY, *.json, *.md, *.txt under 1 MiB).
+    ``whole_repo`` is false when the user named only loose files (no folder, and no
+    archive holding a model card or licence).
     """
 
     files: dict[str, str]

@@ -12,6 +12,7 @@ from airlock.scan.base import (
     FORMAT_SCANNERS,
     INTERNAL_ERROR,
     FileInput,
+    FormatFn,
     FormatScanner,
     ScanContext,
 )
@@ -59,15 +60,24 @@ def choose_format(f: FileInput) -> FormatScanner | None:
 
 
 TEXT_KEEP_BYTES = 1 << 20
+# all archive members' kept texts together: an archive of 200,000 small READMEs must not
+# hold them all in memory (files on disk are kept regardless: the user chose them)
+TEXT_KEEP_MEMBERS_BYTES = 64 << 20
 _KEEP_NAME = re.compile(r"(?i)^(readme|license|licence|use_policy|notice|copying)")
 _KEEP_SUFFIXES = frozenset({".md", ".txt", ".json", ".yaml", ".yml", ".cff"})
+_KEEP_FIRST = frozenset("rRlLuUnNcC")  # first letters _KEEP_NAME accepts: skips the regex
 
 
 def _keep_text(f: FileInput, ctx: ScanContext) -> None:
     """Keep small text files (model card, licence, configs) for repo-level checks."""
     if f.size > TEXT_KEEP_BYTES:
         return
-    if f.suffix not in _KEEP_SUFFIXES and not _KEEP_NAME.match(f.name):
+    name = f.name
+    if f.suffix not in _KEEP_SUFFIXES and (
+        name[:1] not in _KEEP_FIRST or not _KEEP_NAME.match(name)
+    ):
+        return
+    if f.depth and ctx.texts_bytes + f.size > TEXT_KEEP_MEMBERS_BYTES:
         return
     try:
         text = f.read_text(TEXT_KEEP_BYTES)
@@ -75,6 +85,8 @@ def _keep_text(f: FileInput, ctx: ScanContext) -> None:
         return
     if text is not None:
         ctx.texts[f.path] = text
+        if f.depth:
+            ctx.texts_bytes += f.size
 
 
 def _safe_sniff(s: FormatScanner, f: FileInput) -> bool:
@@ -88,14 +100,20 @@ def scan_file(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
     """Run the chosen format scanner and every applicable file check on ``f``.
 
     Never raises for a bad file: a scanner exception becomes ``scan.internal-error``.
+    The ``format`` fact (the report's file records, :attr:`RepoView.files`) is recorded
+    for files on disk only: an archive of 200,000 members would otherwise add as many.
     """
     if ctx.nested_scanner is None:
         ctx.nested_scanner = scan_file
     fmt = choose_format(f)
-    ctx.add_fact("format", {"path": f.path, "format": fmt.name if fmt else "other"})
+    if f.depth == 0:
+        ctx.add_fact("format", {"path": f.path, "format": fmt.name if fmt else "other"})
     _keep_text(f, ctx)
-    if fmt is not None:
-        yield from _guarded(fmt.name, fmt.fn, f, ctx)
+    if fmt is not None:  # inlined _guarded: one generator layer fewer on every file
+        try:
+            yield from fmt.fn(f, ctx)
+        except Exception as e:  # a bug in a scanner must not stop the scan
+            yield _internal_error(fmt.name, f, ctx, e)
     for check in FILE_CHECKS.values():
         try:
             applies = check.applies(f)
@@ -105,10 +123,16 @@ def scan_file(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
             yield from _guarded(check.name, check.fn, f, ctx)
 
 
-def _guarded(name: str, fn: object, f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
+def _guarded(name: str, fn: FormatFn, f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
     try:
-        yield from fn(f, ctx)  # type: ignore[operator]
-    except (MemoryError, RecursionError) as e:
-        yield ctx.finding(INTERNAL_ERROR, f, location=name, evidence=type(e).__name__)
+        yield from fn(f, ctx)
     except Exception as e:  # a bug in a scanner must not stop the scan
-        yield ctx.finding(INTERNAL_ERROR, f, location=name, evidence=f"{type(e).__name__}: {e}")
+        yield _internal_error(name, f, ctx, e)
+
+
+def _internal_error(name: str, f: FileInput, ctx: ScanContext, e: Exception) -> Finding:
+    if isinstance(e, (MemoryError, RecursionError)):
+        evidence = type(e).__name__
+    else:
+        evidence = f"{type(e).__name__}: {e}"
+    return ctx.finding(INTERNAL_ERROR, f, location=name, evidence=evidence)

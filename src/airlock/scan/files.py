@@ -107,7 +107,29 @@ def _is_script(f: FileInput) -> str | None:
     return None
 
 
-@file_check("files", applies=lambda f: True)
+# Every magic above and the shebang start with one of these bytes: a file whose first byte
+# is none of them (a pickle, a safetensors header, plain text) has nothing to report here,
+# so the check is not even started for it (archives hold many thousands of such members).
+_FIRST_BYTES = frozenset(
+    m[:1]
+    for m in (
+        b"\x7fELF",
+        *_MACHO,
+        b"\xca\xfe\xba\xbe",
+        b"MZ",
+        *(a for a, _ in _ARCHIVES),
+        b"BZh",
+        b"#!",
+    )
+)
+
+
+def _applies(f: FileInput) -> bool:
+    """Cheap pre-check: could :func:`scan_files` report anything for ``f``?"""
+    return f.head[:1] in _FIRST_BYTES or f.suffix in _SCRIPT_SUFFIXES
+
+
+@file_check("files", applies=_applies)
 def scan_files(f: FileInput, ctx: ScanContext) -> Iterator[Finding]:
     """Report executables, scripts and unscanned compressed archives by their magic."""
     exe = describe_executable(f)

@@ -230,31 +230,36 @@ def _read_zip64(src: Source, eocd_pos: int) -> tuple[int, int, int, int] | None:
 
 
 def _parse_cd(cd: bytes, arc: Archive, max_members: int) -> None:
-    pos, n = 0, len(cd)
-    entries = arc.entries
-    while pos + _CDH.size <= n:
-        if len(entries) >= max_members:
+    # the hot loop of a many-member archive: locals, one tuple unpack, no per-field indexing
+    pos, n, hsize = 0, len(cd), _CDH.size
+    entries, append, unpack = arc.entries, arc.entries.append, _CDH.unpack_from
+    prefix, count = arc.prefix, 0
+    while pos + hsize <= n:
+        if count >= max_members:
             arc.too_many = True
             return
-        f = _CDH.unpack_from(cd, pos)
-        if f[0] != CDH_SIG:
-            arc.problems.append(f"bad central directory signature at entry {len(entries)}")
+        (sig, made_by, _, flags, method, _, _, crc, csize, usize,
+         nlen, xlen, clen, _, _, ext_attr, off) = unpack(cd, pos)  # fmt: skip
+        if sig != CDH_SIG:
+            arc.problems.append(f"bad central directory signature at entry {count}")
             return
-        nlen, xlen, clen = f[10], f[11], f[12]
-        end = pos + _CDH.size + nlen + xlen + clen
+        start = pos + hsize
+        end = start + nlen + xlen + clen
         if end > n:
-            arc.problems.append(f"central directory entry {len(entries)} runs past its end")
+            arc.problems.append(f"central directory entry {count} runs past its end")
             return
-        raw = cd[pos + 46 : pos + 46 + nlen]
-        csize, usize, off = f[8], f[9], f[16]
+        raw = cd[start : start + nlen]
         if 0xFFFFFFFF in (csize, usize, off):
-            extra = cd[pos + 46 + nlen : pos + 46 + nlen + xlen]
+            extra = cd[start + nlen : start + nlen + xlen]
             csize, usize, off = _zip64_sizes(csize, usize, off, extra)
-        name = raw.decode("utf-8" if f[3] & 0x800 else "cp437", "replace")
-        entries.append(
-            Entry(len(entries), raw, name, f[3], f[4], f[7], csize, usize, off + arc.prefix,
-                  f[1] >> 8, f[15], pos)
+        # ASCII reads the same in UTF-8 and CP437, and the UTF-8 decoder is the fast one
+        utf8 = flags & 0x800 or raw.isascii()
+        name = raw.decode("utf-8" if utf8 else "cp437", "replace")
+        append(
+            Entry(count, raw, name, flags, method, crc, csize, usize, off + prefix,
+                  made_by >> 8, ext_attr, pos)
         )  # fmt: skip
+        count += 1
         pos = end
     if len(entries) != arc.declared_count:
         arc.problems.append(
@@ -283,25 +288,37 @@ def _zip64_sizes(csize: int, usize: int, off: int, extra: bytes) -> tuple[int, i
 
 def _read_local(src: Source, e: Entry, arc: Archive) -> None:
     """Read ``e``'s local header; record where its data starts and what disagrees."""
-    hdr = src.read_at(e.offset, _LFH.size + len(e.raw_name))
-    if e.offset >= arc.cd_offset or len(hdr) < _LFH.size or not hdr.startswith(LFH_SIG):
-        arc.problems.append(f"entry {e.name!r}: no local header at offset {e.offset}")
+    off = e.offset
+    hdr = src.read_at(off, 30 + len(e.raw_name))
+    if off >= arc.cd_offset or len(hdr) < 30 or hdr[:4] != LFH_SIG:
+        arc.problems.append(f"entry {e.name!r}: no local header at offset {off}")
         return
     _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = _LFH.unpack_from(hdr)
-    local_name = hdr[_LFH.size : _LFH.size + nlen]
+    local_name = hdr[30 : 30 + nlen]
     if len(local_name) < nlen:
-        local_name = src.read_at(e.offset + _LFH.size, nlen)
+        local_name = src.read_at(off + 30, nlen)
     e.local_name = local_name
-    e.data_offset = e.offset + _LFH.size + nlen + xlen
+    e.data_offset = off + 30 + nlen + xlen
+    same = (method, crc, csize, usize) == (e.method, e.crc, e.csize, e.usize)
+    if same and not (flags ^ e.flags) & 1:
+        return  # the usual case: both headers agree
+    e.mismatches += _local_mismatches(e, flags, method, crc, csize, usize)
+
+
+def _local_mismatches(
+    e: Entry, flags: int, method: int, crc: int, csize: int, usize: int
+) -> tuple[str, ...]:
+    out: tuple[str, ...] = ()
     if method != e.method:
-        e.mismatches += (f"method {method} (local) vs {e.method} (central)",)
+        out += (f"method {method} (local) vs {e.method} (central)",)
     if (flags ^ e.flags) & 1:
-        e.mismatches += ("encryption flag differs between local and central header",)
+        out += ("encryption flag differs between local and central header",)
     if not flags & 8 and 0xFFFFFFFF not in (csize, usize):  # no data descriptor: must agree
         if crc != e.crc:
-            e.mismatches += (f"CRC {crc:08x} (local) vs {e.crc:08x} (central)",)
+            out += (f"CRC {crc:08x} (local) vs {e.crc:08x} (central)",)
         if (csize, usize) != (e.csize, e.usize):
-            e.mismatches += (f"sizes {csize}/{usize} (local) vs {e.csize}/{e.usize} (central)",)
+            out += (f"sizes {csize}/{usize} (local) vs {e.csize}/{e.usize} (central)",)
+    return out
 
 
 def _check_layout(arc: Archive) -> None:
