@@ -99,6 +99,15 @@ class Judge:
 
 
 def judge_for(ctx: ScanContext) -> Judge:
-    """A :class:`Judge` with the user's ``[pickle] allow`` list from the policy."""
+    """A :class:`Judge` with the user's ``[pickle] allow`` list from the policy.
+
+    Judges are shared per allow list: an archive of 20,000 pickles builds one, not 20,000.
+    """
     allow = ctx.policy.section("pickle").get("allow", [])
-    return Judge(allow if isinstance(allow, list) else [])
+    names = tuple(str(a) for a in allow if isinstance(a, str)) if isinstance(allow, list) else ()
+    return _shared_judge(names)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_judge(allow: tuple[str, ...]) -> Judge:
+    return Judge(allow)
