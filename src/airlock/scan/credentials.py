@@ -11,11 +11,9 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
-import yaml
-
+from airlock.data import load_yaml
 from airlock.findings import Finding, Rule, Severity, rule
 from airlock.scan.base import FileInput, ScanContext, file_check
 from airlock.scan.remote_code import shannon_entropy
@@ -55,8 +53,7 @@ class _Table:
 
 
 def _load() -> dict[str, Any]:
-    text = files("airlock.data").joinpath("credentials_patterns.yaml").read_text("utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = load_yaml("credentials_patterns.yaml")
     return data
 
 

@@ -18,10 +18,9 @@ import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
+from airlock.data import load_yaml
 
 COMMERCIAL_VALUES = ("yes", "conditional", "no", "unknown")
 MAX_IDENTIFY_CHARS = 256 * 1024  # licence texts are far shorter; bounds the phrase search
@@ -116,8 +115,7 @@ def load_table() -> LicenseTable:
     Raises:
         LicenseTableError: if the packaged table is malformed.
     """
-    raw = resources.files("airlock.data").joinpath("licenses.yaml").read_text("utf-8")
-    data = yaml.safe_load(raw)
+    data = load_yaml("licenses.yaml")
     if not isinstance(data, dict) or not isinstance(data.get("licenses"), list):
         raise LicenseTableError("licenses.yaml: top level must be {licenses: [...]}")
     entries = tuple(_entry(e) for e in data["licenses"])

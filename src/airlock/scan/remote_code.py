@@ -17,11 +17,9 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
-import yaml
-
+from airlock.data import load_yaml
 from airlock.findings import Finding, Rule, Severity, rule
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 
@@ -116,9 +114,7 @@ class _Tables:
 
 @functools.cache
 def _tables() -> _Tables:
-    raw: dict[str, Any] = yaml.safe_load(
-        files("airlock.data").joinpath("remote_code_apis.yaml").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = load_yaml("remote_code_apis.yaml")
     cats = ("network", "process", "dynamic_code", "decoders", "download", "env", "file_write")
     categories = {
         c: re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in raw[c])) for c in cats

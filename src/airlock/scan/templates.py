@@ -13,15 +13,14 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
-import yaml
 from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from airlock.data import load_yaml
 from airlock.findings import Finding, Severity, rule
 from airlock.scan.base import FileInput, ScanContext, format_scanner
 
@@ -123,9 +122,7 @@ class _Tables:
 
 @functools.cache
 def _tables() -> _Tables:
-    raw: dict[str, Any] = yaml.safe_load(
-        files("airlock.data").joinpath("templates_rules.yaml").read_text(encoding="utf-8")
-    )
+    raw: dict[str, Any] = load_yaml("templates_rules.yaml")
     return _Tables(
         markup=re.compile("|".join(f"(?:{p})" for p in raw["markup_patterns"])),
         tool_names=frozenset(raw["tool_names"]),
