@@ -184,10 +184,13 @@ class Store:
         """Load a stored scan; a unique prefix of the id is enough.
 
         Raises:
-            KeyError: no run (or more than one) matches.
+            KeyError: no run (or more than one) matches, or the id is empty.
         """
+        if not run_id:
+            raise KeyError(run_id)
         rows = self._fetch(
-            "SELECT result FROM runs WHERE id LIKE ? AND verb = 'scan'", (run_id + "%",)
+            "SELECT result FROM runs WHERE substr(id, 1, ?) = ? AND verb = 'scan'",
+            (len(run_id), run_id),
         )
         if len(rows) != 1:
             raise KeyError(run_id)

@@ -66,8 +66,10 @@ def _scan_with_progress(
 ) -> ScanResult:
     if not show:
         return scan_paths(list(paths), policy, hash_files=hash_files)
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from airlock.findings import shorten
     from airlock.scan.api import Progress as ScanProgress
 
     columns = (
@@ -82,7 +84,8 @@ def _scan_with_progress(
         def advance(p: ScanProgress) -> None:
             total = p.bytes_total or p.files_total
             done = p.bytes_hashed if p.bytes_total else p.files_done
-            bar.update(task, total=total, completed=done, current=p.current[-40:])
+            current = escape(shorten(p.current[-40:], 60))  # a file name is not markup
+            bar.update(task, total=total, completed=done, current=current)
 
         return scan_paths(list(paths), policy, hash_files=hash_files, progress=advance)
 

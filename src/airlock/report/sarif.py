@@ -81,7 +81,9 @@ def _rule(r: Rule) -> dict[str, Any]:
 
 def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     outer, member = split_member_path(f.path)
-    physical: dict[str, Any] = {"artifactLocation": {"uri": quote(outer or ".")}}
+    physical: dict[str, Any] = {
+        "artifactLocation": {"uri": quote(outer or ".", errors="backslashreplace")}
+    }
     if f.line:
         physical["region"] = {"startLine": f.line}
     location: dict[str, Any] = {"physicalLocation": physical}

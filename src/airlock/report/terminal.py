@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from airlock.findings import Severity
+from airlock.findings import Severity, shorten
 from airlock.scan.result import ScanResult
 
 STYLE = {
@@ -34,13 +34,13 @@ def print_scan(result: ScanResult, console: Console, *, max_rows: int = 40) -> N
         sev = str(f.severity)
         head = Text(f"{sev.upper():9}", style=STYLE[sev])
         head.append(f"{f.rule_id}  ", style="bold")
-        where = f.path + (f":{f.line}" if f.line else "")
-        head.append(where + (f"  ({f.location})" if f.location else ""))
+        where = shorten(f.path, 400) + (f":{f.line}" if f.line else "")
+        head.append(where + (f"  ({shorten(f.location, 200)})" if f.location else ""))
         console.print(head, soft_wrap=True)
-        body = Text(" " * 9 + f.title)
+        body = Text(" " * 9 + shorten(f.title, 400))
         if f.evidence:
             body.append(" — ")
-            body.append(f.evidence, style="dim")
+            body.append(shorten(f.evidence), style="dim")
         console.print(body, soft_wrap=True)
     hidden = len(result.findings) - len(shown)
     if hidden > 0:

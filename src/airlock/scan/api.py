@@ -18,7 +18,7 @@ from airlock.scan.base import REPO_CHECKS, FileInput, Limits, RepoView, ScanCont
 from airlock.scan.engine import scan_file
 from airlock.scan.integrity import BLOB_MISMATCH, blob_mismatch, sha256_file
 from airlock.scan.result import FileRecord, ScanResult
-from airlock.scan.walk import UNREADABLE, Entry, Problem, expand_target, walk
+from airlock.scan.walk import UNREADABLE, Entry, Problem, display_name, expand_target, walk
 
 
 class ScanInputError(ValueError):
@@ -110,15 +110,27 @@ def scan_paths(
 
 
 def _roots(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """Roots to walk with display prefixes; each target once, every prefix distinct."""
     roots: list[tuple[Path, str]] = []
-    several = len(paths) > 1
+    unique: dict[Path, Path] = {}
     for raw in paths:
         p = Path(raw)
         if not p.exists() and not p.is_symlink():
             raise ScanInputError(f"no such file or directory: {p}")
         if not (p.is_file() or p.is_dir()):
             raise ScanInputError(f"not a regular file or directory: {p}")
-        label = (p.resolve().name + "/") if several else ""
+        unique.setdefault(p.resolve(), p)  # `scan d d` scans d once
+    labels: set[str] = set()
+    for real, p in unique.items():
+        label = ""
+        if len(unique) > 1:
+            label = display_name(real.name)
+            n = 1
+            while label in labels:  # two targets with one base name: c1/model and c2/model
+                n += 1
+                label = f"{display_name(real.name)}~{n}"
+            labels.add(label)
+            label += "/"
         roots.extend((base, label + sub) for base, sub in expand_target(p))
     return roots
 
@@ -128,7 +140,7 @@ def _collect(roots: list[tuple[Path, str]]) -> tuple[list[Entry], list[Problem]]
     problems: list[Problem] = []
     for base, prefix in roots:
         if base.is_file():
-            name = prefix + base.name
+            name = prefix + display_name(base.name)
             entries.append(Entry(base.resolve(), name, base.stat().st_size))
             continue
         for item in walk(base, prefix):

@@ -8,9 +8,12 @@ content does not match its name has been altered after download.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,7 +89,18 @@ def write_lock(lock_path: Path, result: Any) -> None:
         "counts": result.counts(),
         "files": {f.path: {"sha256": f.sha256, "size": f.size} for f in result.files if f.sha256},
     }
-    lock_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    # A new file renamed over the old name: a symlink planted at that name is replaced,
+    # never written through (the scanned folder is untrusted).
+    fd, tmp = tempfile.mkstemp(prefix=".airlock-lock-", dir=lock_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, lock_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_lock(lock_path: Path) -> dict[str, Any]:
@@ -113,12 +127,13 @@ class VerifyResult:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)
     unchanged: int = 0
     lock_verdict: str | None = None
 
     @property
     def ok(self) -> bool:
-        return not (self.added or self.removed or self.changed)
+        return not (self.added or self.removed or self.changed or self.unverifiable)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +141,7 @@ class VerifyResult:
             "added": self.added,
             "removed": self.removed,
             "changed": self.changed,
+            "unverifiable": self.unverifiable,
             "unchanged": self.unchanged,
             "lock_verdict": self.lock_verdict,
         }
@@ -145,6 +161,7 @@ def verify(root: Path, lock_path: Path | None = None) -> VerifyResult:
     lock = read_lock(lock_path or _default_lock(root))
     expected: dict[str, Any] = lock["files"]
     seen: dict[str, Entry] = {}
+    out = VerifyResult(lock_verdict=lock.get("verdict"))
     if root.is_file():
         seen[root.name] = Entry(root, root.name, root.stat().st_size)
     else:
@@ -152,18 +169,21 @@ def verify(root: Path, lock_path: Path | None = None) -> VerifyResult:
             for e in walk(base, prefix):
                 if isinstance(e, Entry):
                     seen[e.display] = e
-    out = VerifyResult(lock_verdict=lock.get("verdict"))
-    for path in sorted(seen.keys() - expected.keys()):
-        out.added.append(path)
-    for path in sorted(expected.keys() - seen.keys()):
-        out.removed.append(path)
+                elif e.rule_id != "scan.skipped-directory":
+                    out.unverifiable.append(f"{e.display} ({e.evidence})")
+    out.added = sorted(seen.keys() - expected.keys())
+    out.removed = sorted(expected.keys() - seen.keys())
     for path in sorted(seen.keys() & expected.keys()):
-        want = expected[path]
-        e = seen[path]
-        if e.size != want.get("size") or sha256_file(e.fs_path) != want.get("sha256"):
-            out.changed.append(path)
-        else:
+        want, e = expected[path], seen[path]
+        try:
+            same = e.size == want.get("size") and sha256_file(e.fs_path) == want.get("sha256")
+        except OSError as err:
+            out.unverifiable.append(f"{path} ({err.strerror or err})")
+            continue
+        if same:
             out.unchanged += 1
+        else:
+            out.changed.append(path)
     return out
 
 
