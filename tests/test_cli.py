@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from airlock.cli import main
@@ -108,24 +107,10 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_db_option_takes_a_postgres_url(tmp_path: Path) -> None:
-    import uuid
-
-    psycopg = pytest.importorskip("psycopg")
-    url = "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        admin = psycopg.connect(url, connect_timeout=2, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("no PostgreSQL server answers")
-    schema = f"airlock_cli_{uuid.uuid4().hex[:8]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        db = f"{url}?options=-csearch_path%3D{schema}"
-        assert run("scan", str(clean_model(tmp_path / "m")), "--no-lock", "--db", db)[0] == 0
-        code, _, err = run("history", "--db", db)
-        assert code == 0 and "pass" in err
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+def test_db_option_takes_a_postgres_url(tmp_path: Path, pg_url: str) -> None:
+    assert run("scan", str(clean_model(tmp_path / "m")), "--no-lock", "--db", pg_url)[0] == 0
+    code, _, err = run("history", "--db", pg_url)
+    assert code == 0 and "pass" in err
 
 
 def test_progress_bar_path_scans_and_reports_progress(tmp_path: Path, monkeypatch) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,30 +10,12 @@ from airlock.scan import scan_path
 from airlock.store import Store, StoreError
 from helpers import clean_model
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_schema_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, connect_timeout=2, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
-    schema = f"airlock_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield str(tmp_path / "db.sqlite")
-    else:
-        yield from _pg_schema_url()
+        return str(tmp_path / "db.sqlite")
+    return str(request.getfixturevalue("pg_url"))
 
 
 def test_save_load_history_and_hash_lookup(tmp_path: Path, db: str) -> None:
