@@ -16,7 +16,6 @@ from airlock.report import split_member_path
 from airlock.scan.result import ScanResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFO_URI = "https://github.com/airlock-dev/airlock#rules"
 _LEVEL = {
     Severity.CRITICAL: "error",
     Severity.HIGH: "error",
@@ -46,7 +45,6 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
             "driver": {
                 "name": "airlock",
                 "version": result.tool_version or "0",
-                "informationUri": INFO_URI,
                 "rules": [_rule(_lookup(rid)) for rid in rule_ids],
             }
         },
