@@ -60,6 +60,15 @@ HIDDEN = rule(
     "Literal instruction-like text is emitted by the template regardless of the user's "
     "messages: a prompt injection baked into the model files.",
 )
+FIXED = rule(
+    "template.fixed-instructions",
+    Severity.LOW,
+    "Chat template adds fixed instructions",
+    "Read the text: vendors often add tool-call formats or reasoning instructions. Make "
+    "sure it matches the original authors' template and suits your use.",
+    "The template emits instruction-like text (must, always, do not …) or long prose in "
+    "every conversation; normal for many vendors, worth one read.",
+)
 DEFAULT_PROMPT = rule(
     "template.default-system-prompt",
     Severity.INFO,
