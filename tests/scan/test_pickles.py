@@ -481,3 +481,14 @@ def test_printable_text_sniffs_as_pickle_only_if_it_is_a_global_line(text: str, 
 def test_word_lists_starting_like_a_global_are_not_sniffed(data: bytes) -> None:
     f = FileInput.from_bytes("words.model", data)
     assert not looks_like_pickle(f.head, f)
+
+
+def test_torchscript_list_builders_are_safe_but_torch_jit_load_is_not() -> None:
+    """torch.jit.save writes torch.jit._pickle.build_* into its pickles (seen in real files)."""
+    from airlock.scan.pickle_judge import Judge
+
+    judge = Judge()
+    for name in ("build_intlist", "build_tensorlist", "restore_type_tag"):
+        assert judge.verdict("torch.jit._pickle", name) == "safe"
+    assert judge.verdict("torch.jit", "load") == "dangerous"
+    assert judge.verdict("torch.jit._pickle", "something_else") == "dangerous"

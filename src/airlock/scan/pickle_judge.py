@@ -23,6 +23,7 @@ class _Lists:
     allow: frozenset[str]
     allow_prefixes: tuple[str, ...]
     deny: frozenset[str]
+    deny_except: frozenset[str]
     suspicious: frozenset[str]
     loaders: frozenset[str]
     attributes: frozenset[str]
@@ -38,6 +39,7 @@ def _lists() -> _Lists:
         allow=frozenset(a for a in allow if not a.endswith(".*")),
         allow_prefixes=tuple(a[:-1] for a in allow if a.endswith(".*")),
         deny=frozenset(data["deny"]["names"]),
+        deny_except=frozenset(data["deny"].get("except", [])),
         suspicious=frozenset(data["suspicious"]["names"]),
         loaders=frozenset(data["deny"]["loaders"]),
         attributes=frozenset(data["deny"]["attributes"]),
@@ -85,6 +87,8 @@ class Judge:
         # a dotted name walks attributes (protocol 4): "posixpath" + "os.system" is os.system
         tails = [name_parts[i:] for i in range(len(name_parts) - 1)] if "." in name else []
         for cand in [parts, *tails]:
+            if ".".join(cand) in lists.deny_except:
+                continue  # a known-harmless helper inside a denied package
             if any(p in lists.deny for p in _prefixes(cand)):
                 return "dangerous"
         if any(p in lists.attributes for p in name_parts):
