@@ -31,11 +31,10 @@ def main(argv: list[str]) -> int:
     (out_dir / "report.cdx.json").write_text(render(result, "cyclonedx"), encoding="utf-8")
     executed = any(p.name == MARKER for p in out_dir.rglob("*")) or Path(MARKER).exists()
     console.print(f"payloads executed during the scan: {'YES' if executed else 'none'}")
-    console.print(f"[bold]report:[/bold] {report}")
-    console.print(
-        f"also: {out_dir / 'report.sarif'}, {out_dir / 'report.cdx.json'}, "
-        f"lock {model / 'airlock.lock'}"
-    )
+    console.print(f"also written: {out_dir / 'report.sarif'}", soft_wrap=True)
+    console.print(f"              {out_dir / 'report.cdx.json'}", soft_wrap=True)
+    console.print(f"              {model / 'airlock.lock'}", soft_wrap=True)
+    console.print(f"[bold]report:[/bold] {report}", soft_wrap=True)
     return 0
 
 
