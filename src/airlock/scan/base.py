@@ -180,7 +180,6 @@ class ScanContext:
         name: str,
         data: bytes | IO[bytes],
         *,
-        size: int | None = None,
         format_hint: str | None = None,
         sep: str = "!",
     ) -> Iterator[Finding]:
@@ -190,21 +189,19 @@ class ScanContext:
         large content spills to a temporary file). Past ``limits.max_nesting`` a
         ``scan.nesting-too-deep`` finding is returned instead.
         """
-        display = f"{parent.path}{sep}{name}"
-        if parent.depth + 1 > self.limits.max_nesting:
-            yield self.finding(NESTING_TOO_DEEP, display, evidence=f"depth {parent.depth + 1}")
-            return
-        if self.nested_scanner is None:
-            return
         if isinstance(data, bytes):
-            child = FileInput.from_bytes(
-                display, data, depth=parent.depth + 1, format_hint=format_hint
-            )
-            yield from self.nested_scanner(child, self)
+            yield from self.scan_nested_file(
+                parent, name, lambda: io.BytesIO(data), len(data),
+                format_hint=format_hint, sep=sep, head=data[:SNIFF_BYTES],
+            )  # fmt: skip
+            return
+        if parent.depth + 1 > self.limits.max_nesting:  # before copying anything
+            yield self._too_deep(parent, f"{parent.path}{sep}{name}")
             return
         with _spool(data, self.limits) as (opener, n):
-            child = FileInput(display, n, opener, depth=parent.depth + 1, format_hint=format_hint)
-            yield from self.nested_scanner(child, self)
+            yield from self.scan_nested_file(
+                parent, name, opener, n, format_hint=format_hint, sep=sep
+            )
 
     def scan_nested_file(
         self,
@@ -215,17 +212,23 @@ class ScanContext:
         *,
         format_hint: str | None = None,
         sep: str = "!",
+        head: bytes | None = None,
     ) -> Iterator[Finding]:
-        """Like :meth:`scan_nested` for content that can be reopened without copying
-        (a stored archive member as a window onto the outer file)."""
+        """Like :meth:`scan_nested` for content that can be reopened without copying (a
+        stored archive member as a window onto the outer file, bytes already in memory).
+        ``head``: the first bytes, when the caller already has them (saves an open)."""
         display = f"{parent.path}{sep}{name}"
         if parent.depth + 1 > self.limits.max_nesting:
-            yield self.finding(NESTING_TOO_DEEP, display, evidence=f"depth {parent.depth + 1}")
+            yield self._too_deep(parent, display)
             return
         if self.nested_scanner is not None:
-            depth = parent.depth + 1
-            child = FileInput(display, size, opener, depth=depth, format_hint=format_hint)
+            child = FileInput(
+                display, size, opener, depth=parent.depth + 1, format_hint=format_hint, head=head
+            )
             yield from self.nested_scanner(child, self)
+
+    def _too_deep(self, parent: FileInput, display: str) -> Finding:
+        return self.finding(NESTING_TOO_DEEP, display, evidence=f"depth {parent.depth + 1}")
 
 
 class _spool:

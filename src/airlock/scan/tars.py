@@ -401,9 +401,7 @@ def _member_data(
         if stream.pos + size > f.size:
             raise _Malformed(f"member {m.name!r} runs past the end of the file")
         opener = slice_opener(f.open, stream.pos, size)
-        child = FileInput(f"{f.path}!{m.name}", size, opener, depth=f.depth + 1, format_hint=hint)
-        if ctx.nested_scanner is not None:
-            yield from ctx.nested_scanner(child, ctx)
+        yield from ctx.scan_nested_file(f, m.name, opener, size, format_hint=hint)
         stream.skip(_padded(size))
         return
     limit = min(size, ctx.limits.max_member_bytes)

@@ -465,21 +465,12 @@ def _scan_bytes(
 
 def _dispatch(
     f: FileInput, ctx: ScanContext, e: Entry, kind: str, data: bytes
-) -> Iterable[Finding]:
-    """Hand an in-memory member to the dispatcher, as :meth:`ScanContext.scan_nested` does
-    (``scan_zip`` has checked the nesting depth once for all members)."""
-    scanner = ctx.nested_scanner
-    if scanner is None:
-        return ()
-    child = FileInput(
-        f"{f.path}!{e.name}",
-        len(data),
-        lambda: io.BytesIO(data),
-        depth=f.depth + 1,
-        format_hint=_hint(kind, e.name, data),
-        head=data[:SNIFF_BYTES],
-    )
-    return scanner(child, ctx)
+) -> Iterator[Finding]:
+    """Hand an in-memory member to the dispatcher (its first bytes are already here)."""
+    yield from ctx.scan_nested_file(
+        f, e.name, lambda: io.BytesIO(data), len(data),
+        format_hint=_hint(kind, e.name, data), head=data[:SNIFF_BYTES],
+    )  # fmt: skip
 
 
 def _scan_stored_slice(
@@ -488,13 +479,9 @@ def _scan_stored_slice(
     """A large stored member: hand the dispatcher a window onto the file, no copy."""
     head = src.read_at(e.data_offset, SNIFF_LEN)
     yield from _nested_archive(f, ctx, e, head, None)
-    if ctx.nested_scanner is None:
-        return
     opener = slice_opener(f.open, e.data_offset, e.csize)
-    child = FileInput(
-        _member(f, e), e.csize, opener, depth=f.depth + 1, format_hint=_hint(kind, e.name, head)
-    )
-    yield from ctx.nested_scanner(child, ctx)
+    hint = _hint(kind, e.name, head)
+    yield from ctx.scan_nested_file(f, e.name, opener, e.csize, format_hint=hint)
 
 
 def _after_read(
