@@ -26,11 +26,6 @@ DB_HELP = (
 )
 
 
-def _err(message: str) -> NoReturn:
-    click.echo(f"airlock: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="airlock")
 def main() -> None:
@@ -172,12 +167,13 @@ def write_output(text: str, output: Path | None) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as e:
-        _err(f"cannot write {output}: {e.strerror or e}")
+        fail(f"cannot write {output}: {e.strerror or e}")
 
 
 def fail(message: str) -> NoReturn:
     """Print an error and exit 2 (usage or I/O error)."""
-    _err(message)
+    click.echo(f"airlock: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":  # pragma: no cover

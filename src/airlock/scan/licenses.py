@@ -439,24 +439,21 @@ def licence_findings(
         yield ctx.finding(
             USE_RESTRICTIONS,
             where,
-            evidence=_conditions_text(
-                info, tuple(k for k in _kinds(info) if k not in ("use-restrictions", "pass-on"))
-            ),
+            evidence=_conditions_text(info, _kinds_except(info, "use-restrictions", "pass-on")),
             extra=extra,
         )
     if info.has("copyleft") or info.has("share-alike"):
         yield ctx.finding(
             COPYLEFT,
             where,
-            evidence=_conditions_text(
-                info, tuple(k for k in _kinds(info) if k not in ("copyleft", "share-alike"))
-            ),
+            evidence=_conditions_text(info, _kinds_except(info, "copyleft", "share-alike")),
             extra=extra,
         )
 
 
-def _kinds(info: LicenseInfo) -> set[str]:
-    return {c.kind for c in info.conditions}
+def _kinds_except(info: LicenseInfo, *excluded: str) -> tuple[str, ...]:
+    """The licence's condition kinds other than ``excluded`` (to list as evidence)."""
+    return tuple({c.kind for c in info.conditions} - set(excluded))
 
 
 def policy_findings(
