@@ -1,0 +1,1 @@
+"""Red-team campaigns against live model endpoints (``airlock probe``)."""

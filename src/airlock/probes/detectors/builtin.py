@@ -1,0 +1,1 @@
+"""Imports every built-in detector module so each registers itself."""
