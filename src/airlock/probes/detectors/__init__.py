@@ -58,7 +58,9 @@ def detector(
 
 
 def _load_builtins() -> None:
-    from airlock.probes.detectors import builtin  # noqa: F401  (registers on import)
+    import importlib
+
+    importlib.import_module("airlock.probes.detectors.builtin")  # registers on import
 
 
 def get(name: str) -> Detector:
