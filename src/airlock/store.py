@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airlock.scan.result import ScanResult
+
+if TYPE_CHECKING:
+    from airlock.probes.result import CampaignResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,7 +57,36 @@ CREATE TABLE IF NOT EXISTS files (
     format TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE TABLE IF NOT EXISTS campaigns (
+    run_id TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS campaigns_hash ON campaigns(config_hash);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    probe_id TEXT NOT NULL,
+    family TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    hit INTEGER,
+    error TEXT,
+    latency_s REAL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS response_cache (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
+
+CAMPAIGN_RUNNING, CAMPAIGN_STOPPED, CAMPAIGN_COMPLETE = "running", "stopped", "complete"
 
 
 class StoreError(RuntimeError):
@@ -205,6 +237,156 @@ class Store:
             (sha256,),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- probe campaigns -------------------------------------------------------------
+
+    def start_campaign(
+        self,
+        run_id: str,
+        config_hash: str,
+        config: dict[str, Any],
+        started_at: str,
+        targets: list[str],
+    ) -> None:
+        """Record a campaign as running (a new one, or one being resumed)."""
+        with self._tx() as c:
+            c.execute(
+                self._q(
+                    "INSERT INTO campaigns VALUES (?,?,?,?,?) ON CONFLICT (run_id) "
+                    "DO UPDATE SET status = excluded.status"
+                ),
+                (run_id, config_hash, json.dumps(config), CAMPAIGN_RUNNING, started_at),
+            )
+            c.execute(
+                self._q(
+                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (id) "
+                    "DO UPDATE SET verdict = excluded.verdict"
+                ),
+                (run_id, "probe", started_at, 0.0, json.dumps(targets), "RUNNING", 0, "{}", "{}"),
+            )
+
+    def resumable(self, config_hash: str) -> str | None:
+        """The newest unfinished campaign with this configuration, if any."""
+        rows = self._fetch(
+            "SELECT run_id FROM campaigns WHERE config_hash = ? AND status <> ? "
+            "ORDER BY started_at DESC, run_id LIMIT 1",
+            (config_hash, CAMPAIGN_COMPLETE),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def campaign(self, run_id: str) -> tuple[str, dict[str, Any], str, str]:
+        """(run id, configuration, status, started_at) of a campaign; an id prefix is enough.
+
+        Raises:
+            KeyError: no campaign (or more than one) matches.
+        """
+        rows = (
+            self._fetch(
+                "SELECT run_id, config, status, started_at FROM campaigns "
+                "WHERE substr(run_id, 1, ?) = ?",
+                (len(run_id), run_id),
+            )
+            if run_id
+            else []
+        )
+        if len(rows) != 1:
+            raise KeyError(run_id)
+        r = rows[0]
+        return str(r[0]), json.loads(r[1]), str(r[2]), str(r[3])
+
+    def judged_attempts(self, run_id: str) -> dict[str, bool]:
+        """Attempt key → hit, for the attempts of a run that got an answer."""
+        rows = self._fetch(
+            "SELECT key, hit FROM attempts WHERE run_id = ? AND error IS NULL", (run_id,)
+        )
+        return {str(k): bool(h) for k, h in rows}
+
+    def write_attempts(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert or replace attempts: (run_id, key, target, probe_id, family, lang,
+        generation, hit, error, latency_s, data json)."""
+        sql = (
+            "INSERT INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, key) "
+            "DO UPDATE SET hit = excluded.hit, error = excluded.error, "
+            "latency_s = excluded.latency_s, data = excluded.data"
+        )
+        with self._tx() as c:
+            _many(c, self._q(sql), rows)
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        """A cached response (text, reasoning, token counts) for a request key."""
+        rows = self._fetch("SELECT data FROM response_cache WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def cache_responses(self, rows: list[tuple[str, str, str]]) -> None:
+        """Store responses: (request key, data json, created_at)."""
+        sql = "INSERT INTO response_cache VALUES (?,?,?) ON CONFLICT (key) DO NOTHING"
+        with self._tx() as c:
+            _many(c, self._q(sql), rows)
+
+    def iter_attempts(self, run_id: str, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every attempt of a run as a dict, streamed (memory does not grow with the run)."""
+        offset = 0
+        while True:
+            rows = self._fetch(
+                "SELECT data FROM attempts WHERE run_id = ? ORDER BY probe_id, target, "
+                "generation, key LIMIT ? OFFSET ?",
+                (run_id, batch, offset),
+            )
+            for (data,) in rows:
+                yield json.loads(data)
+            if len(rows) < batch:
+                return
+            offset += batch
+
+    def finish_campaign(self, result: CampaignResult) -> None:
+        """Store a campaign's result (complete or stopped) on its run row."""
+        status = CAMPAIGN_COMPLETE if result.complete else CAMPAIGN_STOPPED
+        verdict = result.verdict if result.complete else "STOPPED"
+        counts = {
+            "attempts": result.totals.get("attempts", 0),
+            "hits": result.totals.get("hits", 0),
+            "failed_probes": sum(p.failed for p in result.probes),
+        }
+        with self._tx() as c:
+            c.execute(
+                self._q(
+                    "UPDATE runs SET duration_s = ?, verdict = ?, exit_code = ?, counts = ?, "
+                    "result = ? WHERE id = ?"
+                ),
+                (
+                    result.duration_s,
+                    verdict,
+                    result.exit_code,
+                    json.dumps(counts),
+                    json.dumps(result.to_dict(), default=str),
+                    result.run_id,
+                ),
+            )
+            c.execute(
+                self._q("UPDATE campaigns SET status = ? WHERE run_id = ?"),
+                (status, result.run_id),
+            )
+
+    def load_campaign(self, run_id: str) -> CampaignResult:
+        """Load a stored campaign result; a unique prefix of the id is enough.
+
+        Raises:
+            KeyError: no finished or stopped campaign (or more than one) matches.
+        """
+        from airlock.probes.result import CampaignResult
+
+        rows = (
+            self._fetch(
+                "SELECT result FROM runs WHERE substr(id, 1, ?) = ? AND verb = 'probe' "
+                "AND verdict <> 'RUNNING'",
+                (len(run_id), run_id),
+            )
+            if run_id
+            else []
+        )
+        if len(rows) != 1:
+            raise KeyError(run_id)
+        return CampaignResult.from_dict(json.loads(rows[0][0]))
 
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._tx() as c:

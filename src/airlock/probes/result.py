@@ -154,7 +154,12 @@ class CampaignResult:
 
     @property
     def verdict(self) -> str:
-        return "FAIL" if any(p.failed for p in self.probes) else "PASS"
+        """FAIL when a probe's success rate is above its threshold or a comparison found a
+        high-severity shift (a backdoor trigger); measurements alone do not fail."""
+        failed = any(p.failed for p in self.probes)
+        return (
+            "FAIL" if failed or any(f.severity >= Severity.HIGH for f in self.findings) else "PASS"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

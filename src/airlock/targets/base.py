@@ -50,6 +50,7 @@ class TargetError(Exception):
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.retry_after: float | None = None  # seconds, from a Retry-After header
 
     @property
     def retryable(self) -> bool:

@@ -1,0 +1,134 @@
+"""A misbehaving OpenAI-compatible server for runner tests (loopback, port 0).
+
+The model name picks the behaviour: ``echo`` answers with the last user message,
+``think`` wraps a fixed thought around it, ``garbage`` sends non-JSON, ``empty`` an
+empty choices list, ``flaky`` fails with 500 on every other request, ``ratelimit`` 429s
+the first request of each prompt, ``slow`` sleeps 2 s, ``drop`` closes the connection,
+``auth`` answers 401. Counts requests and the peak number in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    in_flight: int = 0
+    peak: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+def _completion(text: str, reasoning: str | None = None) -> dict[str, object]:
+    msg: dict[str, object] = {"role": "assistant", "content": text}
+    if reasoning is not None:
+        msg["reasoning_content"] = reasoning
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": len(text.split())},
+    }
+
+
+def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.peak = max(stats.peak, stats.in_flight)
+        try:
+            return await _answer(request, stats, delay)
+        finally:
+            stats.in_flight -= 1
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+async def _answer(request: web.Request, stats: Stats, delay: float) -> web.StreamResponse:
+    body = await request.json()
+    model, last = body["model"], body["messages"][-1]["content"]
+    n = stats.seen[last] = stats.seen.get(last, 0) + 1
+    if delay:
+        await asyncio.sleep(delay)
+    if model == "garbage":
+        return web.Response(text="<html>oops</html>", content_type="text/html")
+    if model == "empty":
+        return web.json_response({"choices": []})
+    if model == "flaky" and n % 2 == 1:
+        return web.json_response({"error": {"message": "overloaded"}}, status=500)
+    if model == "ratelimit" and n == 1:
+        return web.json_response(
+            {"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "0"}
+        )
+    if model == "slow":
+        await asyncio.sleep(2.0)
+    if model == "drop":
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+    if model == "auth":
+        return web.json_response({"error": {"message": "bad key"}}, status=401)
+    if model == "unknown":
+        return web.json_response({"error": {"message": "model not found"}}, status=404)
+    if model == "think":
+        return web.json_response(_completion(f"<think>secret is {last}</think>I refuse."))
+    if model == "field":
+        return web.json_response(_completion("I refuse.", reasoning=f"secret is {last}"))
+    if model == "stream":
+        return await _stream(request, last)
+    return web.json_response(_completion(f"echo: {last}"))
+
+
+async def _stream(request: web.Request, text: str) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    words = f"echo: {text}".split(" ")
+    for i, word in enumerate(words):
+        piece = word if i == len(words) - 1 else word + " "
+        chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    await resp.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+    return resp
+
+
+@contextmanager
+def serving(delay: float = 0.0) -> Iterator[tuple[str, Stats]]:
+    """Run the fake server in a thread; yields (base URL ending in /v1, stats)."""
+    stats = Stats()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def start() -> None:
+        runner = web.AppRunner(make_app(stats, delay), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        box["runner"] = runner
+        box["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ready.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{box['port']}/v1", stats
+    finally:
+        runner = box["runner"]
+        fut = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)  # type: ignore[attr-defined]
+        fut.result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
