@@ -8,7 +8,6 @@ import os
 import time
 
 import pytest
-from fake_openai import serving
 
 from airlock.findings import Severity
 from airlock.probes import detectors
@@ -17,6 +16,7 @@ from airlock.probes.model import DetectorSpec, Probe
 from airlock.probes.runner import Runner, RunOptions, SamplingOptions, attempt_key
 from airlock.store import Store
 from airlock.targets.openai import OpenAITarget
+from fake_openai import serving
 
 if "t-contains" not in detectors._DETECTORS:
 
@@ -119,7 +119,7 @@ def test_misbehaving_endpoint_is_recorded_per_attempt_and_the_campaign_goes_on(
 
 def test_transient_failures_are_retried(db: str) -> None:
     with serving() as (url, stats):
-        runner, _ = run(url, "flaky", probes(6), db, retries=2, backoff_s=0.01)
+        _r, _ = run(url, "flaky", probes(6), db, retries=2, backoff_s=0.01)
         assert stats.requests == 12  # every prompt failed once with 500, then answered
     with serving() as (url, stats):
         run(url, "ratelimit", probes(6), db, run_id="r2", retries=2, backoff_s=5)
@@ -130,13 +130,13 @@ def test_transient_failures_are_retried(db: str) -> None:
 def test_timeout_is_an_error_not_a_hang(db: str) -> None:
     with serving() as (url, _):
         t0 = time.monotonic()
-        runner, _ = run(url, "slow", probes(2), db, timeout=0.3, retries=0)
+        _r, _ = run(url, "slow", probes(2), db, timeout=0.3, retries=0)
         assert time.monotonic() - t0 < 1.8
     assert all(r["error"].startswith("timeout") for r in attempts(db))
 
 
 def test_unreachable_endpoint(db: str) -> None:
-    runner, _ = run("http://127.0.0.1:9/v1", "echo", probes(2), db, retries=0)
+    _r, _ = run("http://127.0.0.1:9/v1", "echo", probes(2), db, retries=0)
     assert all(r["error"].startswith("unreachable") for r in attempts(db))
 
 
