@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from airlock import __version__
 from airlock.findings import Severity
+from airlock.probes.model import FAMILIES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -136,7 +137,8 @@ def history(db_path: str | None, limit: int) -> None:
     "--format",
     "fmt",
     default="html",
-    type=click.Choice(["json", "sarif", "cyclonedx", "html"]),
+    type=click.Choice(["json", "sarif", "cyclonedx", "html", "junit", "jsonl"]),
+    help="Scans: json, sarif, cyclonedx, html. Probe campaigns: json, junit, html, jsonl.",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path))
 @click.option("--db", "db_path", metavar="PATH|URL", help=DB_HELP)
@@ -145,6 +147,100 @@ def report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> N
     from airlock._cli.misc import run_report
 
     sys.exit(run_report(run_id, fmt, output, db_path))
+
+
+@main.command(context_settings={"max_content_width": 100})
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="URL",
+    help="OpenAI-compatible base URL (…/v1); repeat to compare targets side by side.",
+)
+@click.option(
+    "--model", "models", multiple=True, metavar="NAME", help="Model name, one per --target."
+)
+@click.option(
+    "--name", "names", multiple=True, metavar="LABEL", help="Report label, one per --target."
+)
+@click.option(
+    "--api-key-env",
+    "api_key_envs",
+    multiple=True,
+    metavar="VAR",
+    help="Environment variable holding the API key (once, or once per --target).",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Extra header for every request; a value 'env:VAR' is read from the environment.",
+)
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
+@click.option("--stream", is_flag=True, help="Ask for streamed (SSE) answers.")
+@click.option("--families", metavar="A,B", help=f"Probe families [all]: {', '.join(FAMILIES)}.")
+@click.option("--langs", metavar="en,zh", help="Languages [en,zh].")
+@click.option("--probes", "probes", multiple=True, metavar="GLOB", help="Only probe ids matching.")
+@click.option(
+    "--probe-file",
+    "probe_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Extra probe pack (YAML); repeatable.",
+)
+@click.option("--quick", is_flag=True, help="A representative subset (~15 %) of every family.")
+@click.option(
+    "--trigger",
+    "triggers",
+    multiple=True,
+    metavar="TEXT",
+    help="Extra candidate backdoor trigger; repeatable.",
+)
+@click.option("--seed", default=0, show_default=True, help="Campaign seed (canaries, order).")
+@click.option("--generations", default=1, show_default=True, help="Attempts per probe and target.")
+@click.option("--temperature", type=float, help="Sampling temperature sent to the target.")
+@click.option("--sample-seed", type=int, help="Seed sent to the target with each request.")
+@click.option("--max-tokens", type=int, help="max_tokens sent with each request.")
+@click.option("--concurrency", default=16, show_default=True, help="Requests in flight.")
+@click.option("--rps", default=0.0, help="Requests per second over all targets [no limit].")
+@click.option("--retries", default=3, show_default=True, help="Retries on 429, 5xx, timeouts.")
+@click.option("--max-requests", type=int, help="Budget: stop (resumable) after this many requests.")
+@click.option("--max-tokens-total", type=int, help="Budget: stop after this many tokens.")
+@click.option(
+    "--cache", is_flag=True, help="Reuse answers cached by earlier runs for identical requests."
+)
+@click.option(
+    "--resume", metavar="RUN_ID", help="Resume a stopped campaign with its stored settings."
+)
+@click.option("--threshold", type=float, help="Fail a probe above this success rate [pack's, 0].")
+@click.option("--no-preflight", is_flag=True, help="Skip the endpoint check before the campaign.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default="text",
+    type=click.Choice(["text", "json", "jsonl", "junit", "html"]),
+    help="Report format.",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    help="Write summary.json, attempts.jsonl, junit.xml and report.html here.",
+)
+@click.option("--db", "db_path", metavar="PATH|URL", help=DB_HELP)
+@click.option("--list", "list_probes", is_flag=True, help="List the selected probe cases and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or terminal summary.")
+def probe(**params: Any) -> None:
+    """Red-team a live model endpoint: injection, leaks, jailbreaks, code, censorship, triggers.
+
+    Exit codes: 0 no probe above its threshold, 1 some are, 2 usage or endpoint error,
+    130 interrupted (resume with --resume RUN_ID or by running the same command again).
+    """
+    from airlock._cli.probe import run_probe
+
+    sys.exit(run_probe(params))
 
 
 def console() -> Console:

@@ -9,9 +9,17 @@ from rich.table import Table
 
 from airlock.cli import console, fail, write_output
 from airlock.findings import all_rules
-from airlock.report import render
-from airlock.scan.api import _load_builtins
+from airlock.report import FORMATS, render
+from airlock.scan.api import _load_builtins as _load_scanners
 from airlock.store import Store, StoreError
+
+
+def _load_builtins() -> None:
+    """Import every module that declares rules: the scanners and the probe findings."""
+    import importlib
+
+    _load_scanners()
+    importlib.import_module("airlock.probes.aggregate")
 
 
 def run_rules(fmt: str) -> None:
@@ -82,12 +90,34 @@ def run_history(db_path: str | None, limit: int) -> int:
 
 
 def run_report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> int:
+    """Render a stored scan or probe campaign again."""
     try:
         with Store(db_path) as store:
-            result = store.load_scan(run_id)
+            try:
+                result = store.load_scan(run_id)
+            except KeyError:
+                return _report_campaign(store, run_id, fmt, output)
     except StoreError as e:
         fail(str(e))
-    except KeyError:
-        fail(f"no single scan run matches {run_id!r} (see airlock history)")
+    if fmt not in FORMATS:
+        fail(f"a scan renders as {', '.join(FORMATS)}, not {fmt}")
     write_output(render(result, fmt), output)
+    return 0
+
+
+def _report_campaign(store: Store, run_id: str, fmt: str, output: Path | None) -> int:
+    from airlock.report import CAMPAIGN_FORMATS, render_campaign
+
+    try:
+        result = store.load_campaign(run_id)
+    except KeyError:
+        fail(f"no single finished run matches {run_id!r} (see airlock history)")
+    if fmt == "jsonl":
+        from airlock._cli.probe import write_jsonl
+
+        write_jsonl(result.run_id, store.where, output)
+        return 0
+    if fmt not in CAMPAIGN_FORMATS:
+        fail(f"a probe campaign renders as {', '.join(CAMPAIGN_FORMATS)} or jsonl, not {fmt}")
+    write_output(render_campaign(result, fmt), output)
     return 0
