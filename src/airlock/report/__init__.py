@@ -6,8 +6,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from airlock.scan.result import ScanResult
+
+if TYPE_CHECKING:
+    from airlock.probes.result import CampaignResult
 
 Renderer = Callable[[ScanResult], str]
 
@@ -37,6 +41,34 @@ def render(result: ScanResult, fmt: str) -> str:
     except KeyError:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}") from None
     return fn(result)
+
+
+CAMPAIGN_FORMATS = ("json", "junit", "html")
+
+
+def render_campaign(result: CampaignResult, fmt: str) -> str:
+    """Render a probe campaign in format ``fmt`` (one of :data:`CAMPAIGN_FORMATS`).
+
+    The attempt stream (JSON Lines) is written by :func:`airlock.report.probe_json.write_jsonl`
+    and the terminal summary by :func:`airlock.report.probe_terminal.print_campaign`.
+
+    Raises:
+        ValueError: unknown format.
+    """
+    if fmt == "json":
+        from airlock.report.probe_json import render_summary
+
+        return render_summary(result)
+    if fmt == "junit":
+        from airlock.report.junit import render as render_junit
+
+        return render_junit(result)
+    if fmt == "html":
+        from airlock.report.probe_html import render as render_html
+
+        return render_html(result)
+    choices = ", ".join(CAMPAIGN_FORMATS)
+    raise ValueError(f"unknown format {fmt!r}; choose from {choices}")
 
 
 def split_member_path(path: str) -> tuple[str, str | None]:
