@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airlock._cli.misc import rules_markdown
+from airlock._cli.misc import _load_builtins, rules_markdown
 from airlock.findings import all_rules
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
@@ -17,6 +17,7 @@ def test_rules_doc_is_current() -> None:
 
 
 def test_every_rule_has_title_and_remediation() -> None:
+    _load_builtins()
     rules = all_rules()
     assert len(rules) > 50
     for r in rules:

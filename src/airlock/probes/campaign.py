@@ -102,9 +102,8 @@ class Selection:
         from airlock.probes import packs
 
         try:
-            loaded = packs.load_packs([Path(p) for p in self.probe_files] or None)
-            if self.probe_files:
-                loaded = packs.load_packs(None) + loaded
+            extra = [Path(p) for p in self.probe_files]
+            loaded = packs.load_packs([packs.SHIPPED_DIR, *extra] if extra else None)
             cases = list(
                 packs.expand(
                     loaded,
@@ -133,6 +132,19 @@ def config_of(
         "selection": {**asdict(selection), "probe_files": files},
         "sampling": asdict(sampling),
     }
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for a report: no user, password or query string."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "(unparseable URL)"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _file_hash(path: str) -> str:
@@ -295,8 +307,11 @@ def _result(
         run_id=run_id,
         started_at=started_at,
         duration_s=duration,
-        targets=[TargetInfo(t.label, t.url, t.model) for t in tconfs],
-        config=config,
+        targets=[TargetInfo(t.label, public_url(t.url), t.model) for t in tconfs],
+        config={
+            **config,
+            "targets": [{**t, "url": public_url(t["url"])} for t in config["targets"]],
+        },
         probes=probes,
         families=families,
         comparisons=comparisons,
@@ -317,5 +332,5 @@ def _result(
     if runner.stop_reason == "interrupted":
         result.exit_code = EXIT_INTERRUPTED
     else:
-        result.exit_code = 1 if result.verdict == "FAIL" else 0
+        result.exit_code = {"FAIL": 1, "PASS": 0}.get(result.verdict, 2)
     return result

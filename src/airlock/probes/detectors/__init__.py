@@ -34,6 +34,7 @@ class Detector:
 
 
 _DETECTORS: dict[str, Detector] = {}
+_loaded = False
 
 
 def detector(
@@ -58,9 +59,12 @@ def detector(
 
 
 def _load_builtins() -> None:
-    import importlib
+    global _loaded
+    if not _loaded:
+        import importlib
 
-    importlib.import_module("airlock.probes.detectors.builtin")  # registers on import
+        importlib.import_module("airlock.probes.detectors.builtin")  # registers on import
+        _loaded = True
 
 
 def get(name: str) -> Detector:
@@ -69,12 +73,10 @@ def get(name: str) -> Detector:
     Raises:
         KeyError: no such detector.
     """
-    if not _DETECTORS:
-        _load_builtins()
+    _load_builtins()
     return _DETECTORS[name]
 
 
 def all_detectors() -> dict[str, Detector]:
-    if not _DETECTORS:
-        _load_builtins()
+    _load_builtins()
     return dict(_DETECTORS)
