@@ -18,11 +18,23 @@ from airlock.store import Store
 from airlock.targets.openai import OpenAITarget
 from fake_openai import serving
 
-if "t-contains" not in detectors._DETECTORS:
 
-    @detectors.detector("t-contains", scope="both")
-    def _contains(ev: detectors.Evidence) -> float:
-        return 1.0 if str(ev.params["needle"]) in ev.text else 0.0
+def _contains(ev: detectors.Evidence) -> float:
+    return 1.0 if str(ev.params.get("needle")) in ev.text else 0.0
+
+
+def _broken(ev: detectors.Evidence) -> float:
+    raise ZeroDivisionError("bug")
+
+
+@pytest.fixture(autouse=True)
+def _test_detectors():
+    """Register the test detectors for this module only (the registry is global)."""
+    detectors.detector("t-contains", scope="both")(_contains)
+    detectors.detector("t-broken")(_broken)
+    yield
+    for name in ("t-contains", "t-broken"):
+        detectors._DETECTORS.pop(name, None)
 
 
 def probes(n: int, needle: str = "7", family: str = "injection") -> list[Probe]:
@@ -246,12 +258,6 @@ def test_cache_reuses_identical_requests_across_runs(db: str) -> None:
 
 
 def test_a_broken_detector_is_an_attempt_error_not_a_crash(db: str) -> None:
-    if "t-broken" not in detectors._DETECTORS:
-
-        @detectors.detector("t-broken")
-        def _broken(ev: detectors.Evidence) -> float:
-            raise ZeroDivisionError("bug")
-
     case = Probe(
         id="test.b.en",
         family="injection",
