@@ -243,6 +243,15 @@ def probe(**params: Any) -> None:
     sys.exit(run_probe(params))
 
 
+def _register_reference_target() -> None:
+    from airlock._cli.reference_target import reference_target
+
+    main.add_command(reference_target, "reference-target")
+
+
+_register_reference_target()
+
+
 def console() -> Console:
     """The terminal for summaries (standard error; standard output carries reports)."""
     from rich.console import Console  # imported late: start-up time matters in CI loops

@@ -95,15 +95,15 @@ class Tally:
 
     def add(self, target: str, probe: Probe, hit: bool | None) -> None:
         """Count one attempt's verdict (None: it got no answer)."""
-        key = (target, probe.base_id, probe.lang)
+        key = (target, probe.summary_id, probe.lang)
         summary = self.probes.get(key)
         if summary is None:
             summary = self.probes[key] = ProbeSummary(
                 target,
-                probe.base_id,
+                probe.summary_id,
                 probe.family,
                 probe.lang,
-                probe.title,
+                probe.probe_title or probe.title,
                 probe.severity,
                 threshold=self._threshold(probe),
             )

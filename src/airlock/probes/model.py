@@ -66,6 +66,13 @@ class Probe:
     severity: Severity = Severity.HIGH
     goal: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    probe: str = ""  # the pack probe this case expands from (grid items fold into it)
+    probe_title: str = ""
+
+    @property
+    def summary_id(self) -> str:
+        """What results are summarised under: the pack probe, else the case's base id."""
+        return self.probe or self.base_id
 
     @property
     def base_id(self) -> str:

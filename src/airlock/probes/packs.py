@@ -204,6 +204,8 @@ def _case(spec: ProbeSpec, v: _Variant, lang: str, seed: int) -> Probe:
         severity=spec.severity,
         goal=fill(spec.goal, lang, names),
         params=params,
+        probe=spec.id,
+        probe_title=title,
     )
 
 
