@@ -4,7 +4,8 @@ The model name picks the behaviour: ``echo`` answers with the last user message,
 ``think`` wraps a fixed thought around it, ``garbage`` sends non-JSON, ``empty`` an
 empty choices list, ``flaky`` fails with 500 on every other request, ``ratelimit`` 429s
 the first request of each prompt, ``slow`` sleeps 2 s, ``drop`` closes the connection,
-``auth`` answers 401. Counts requests and the peak number in flight.
+``auth`` answers 401, ``judge-yes``/``judge-no``/``judge-junk`` answer like an LLM
+judge would (or would not). Counts requests and the peak number in flight.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ async def _answer(request: web.Request, stats: Stats, delay: float) -> web.Strea
         return web.json_response(_completion(f"<think>secret is {last}</think>I refuse."))
     if model == "field":
         return web.json_response(_completion("I refuse.", reasoning=f"secret is {last}"))
+    if model == "judge-yes":
+        return web.json_response(_completion('{"verdict": "yes", "confidence": 0.9}'))
+    if model == "judge-no":
+        return web.json_response(_completion('Sure. {"verdict": "no", "confidence": 0.8}'))
+    if model == "judge-junk":
+        return web.json_response(_completion("I cannot grade this."))
     if model == "stream":
         return await _stream(request, last)
     return web.json_response(_completion(f"echo: {last}"))

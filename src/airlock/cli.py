@@ -213,6 +213,18 @@ def report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> N
 @click.option(
     "--resume", metavar="RUN_ID", help="Resume a stopped campaign with its stored settings."
 )
+@click.option("--judge-url", metavar="URL", help="Optional LLM judge: OpenAI-compatible base URL.")
+@click.option("--judge-model", metavar="NAME", help="The judge's model name.")
+@click.option(
+    "--judge-api-key-env", metavar="VAR", help="Environment variable with the judge's key."
+)
+@click.option(
+    "--judge-mode",
+    type=click.Choice(["confirm", "decide"]),
+    default="confirm",
+    show_default=True,
+    help="confirm: a hit needs detectors and judge; decide: the judge decides.",
+)
 @click.option("--threshold", type=float, help="Fail a probe above this success rate [pack's, 0].")
 @click.option("--no-preflight", is_flag=True, help="Skip the endpoint check before the campaign.")
 @click.option(

@@ -11,6 +11,7 @@ from airlock.cli import console, fail, write_output
 from airlock.probes import (
     CampaignError,
     CampaignResult,
+    JudgeConfig,
     Progress,
     RunOptions,
     SamplingOptions,
@@ -61,6 +62,7 @@ def run_probe(p: dict[str, Any]) -> int:
         p["cache"],
     )
     db = p["db_path"] or default_db_path()
+    p["judge"] = _judge(p)
     result = _run(targets, selection, sampling, options, db, p)
     _outputs(result, db, p)
     return result.exit_code
@@ -89,6 +91,17 @@ def _targets(p: dict[str, Any]) -> list[TargetConfig]:
     if len(set(labels)) != len(labels):
         fail("two targets have the same label; tell them apart with --name")
     return out
+
+
+def _judge(p: dict[str, Any]) -> JudgeConfig | None:
+    if not p["judge_url"] and not p["judge_model"]:
+        return None
+    if not (p["judge_url"] and p["judge_model"]):
+        fail("an LLM judge needs both --judge-url and --judge-model")
+    target = TargetConfig(
+        p["judge_url"], p["judge_model"], "judge", p["judge_api_key_env"], timeout=p["timeout"]
+    )
+    return JudgeConfig(target, p["judge_mode"])
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -126,6 +139,7 @@ def _run(
         threshold=p["threshold"],
         preflight=not p["no_preflight"],
         handle_sigint=True,
+        judge=p["judge"],
     )
     try:
         if not show:

@@ -10,6 +10,7 @@ The library entry is :func:`run_campaign` (or :func:`arun_campaign` inside a loo
 
 from airlock.probes.campaign import (
     CampaignError,
+    JudgeConfig,
     Selection,
     TargetConfig,
     arun_campaign,
@@ -21,6 +22,7 @@ from airlock.probes.runner import Progress, RunOptions, SamplingOptions
 __all__ = [
     "CampaignError",
     "CampaignResult",
+    "JudgeConfig",
     "Progress",
     "RunOptions",
     "SamplingOptions",

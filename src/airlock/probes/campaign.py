@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airlock.probes.aggregate import Tally
+from airlock.probes.llm_judge import MODES, LLMJudge
 from airlock.probes.model import LANGS, Probe
 from airlock.probes.result import CampaignResult, TargetInfo
 from airlock.probes.runner import ProgressFn, Runner, RunOptions, SamplingOptions
@@ -122,16 +123,36 @@ class Selection:
         return cases
 
 
+@dataclass(frozen=True)
+class JudgeConfig:
+    """An optional LLM judge: an endpoint and how its verdict combines with the detectors'."""
+
+    target: TargetConfig
+    mode: str = "confirm"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise CampaignError(
+                f"unknown judge mode {self.mode!r} (choose from {', '.join(MODES)})"
+            )
+
+
 def config_of(
-    targets: Sequence[TargetConfig], selection: Selection, sampling: SamplingOptions
+    targets: Sequence[TargetConfig],
+    selection: Selection,
+    sampling: SamplingOptions,
+    judge: JudgeConfig | None = None,
 ) -> dict[str, Any]:
     """The stored configuration; its hash identifies the campaign for resuming."""
     files = [{"path": p, "sha256": _file_hash(p)} for p in selection.probe_files]
-    return {
+    config: dict[str, Any] = {
         "targets": [asdict(t) for t in targets],
         "selection": {**asdict(selection), "probe_files": files},
         "sampling": asdict(sampling),
     }
+    if judge is not None:  # absent rather than null: older configurations hash the same
+        config["judge"] = {"target": asdict(judge.target), "mode": judge.mode}
+    return config
 
 
 def public_url(url: str) -> str:
@@ -158,6 +179,11 @@ def _config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+def _judge_from_config(config: dict[str, Any]) -> JudgeConfig | None:
+    data = config.get("judge")
+    return JudgeConfig(TargetConfig(**data["target"]), data["mode"]) if data else None
+
+
 def _from_config(config: dict[str, Any]) -> tuple[list[TargetConfig], Selection, SamplingOptions]:
     sel = dict(config["selection"])
     sel["probe_files"] = tuple(f["path"] for f in sel["probe_files"])
@@ -181,6 +207,7 @@ async def arun_campaign(
     progress: ProgressFn | None = None,
     preflight: bool = True,
     handle_sigint: bool = False,
+    judge: JudgeConfig | None = None,
 ) -> CampaignResult:
     """Run (or resume) a campaign and return its summary; attempts go to the database.
 
@@ -193,6 +220,7 @@ async def arun_campaign(
         progress: called after every attempt with the running counts.
         preflight: check every target with one small request first.
         handle_sigint: Ctrl-C stops cleanly (resumable); a second Ctrl-C aborts.
+        judge: an optional LLM judge (part of the campaign's identity, like the targets).
 
     Raises:
         CampaignError: nothing to run, unknown run id, or a target failed preflight.
@@ -200,13 +228,15 @@ async def arun_campaign(
     """
     where = db or default_db_path()
     opts = options or RunOptions()
-    run_id, config, started_at = _identify(where, targets, selection, sampling, resume)
+    run_id, config, started_at = _identify(where, targets, selection, sampling, resume, judge)
     tconfs, sel, samp = _from_config(config)
+    jconf = _judge_from_config(config)
     probes = sel.expand()
     clients: list[Target] = [t.build(max(opts.concurrency, 1)) for t in tconfs]
+    llm = LLMJudge(jconf.target.build(max(opts.concurrency, 1)), jconf.mode) if jconf else None
     try:
         if preflight:
-            await _preflight(clients)
+            await _preflight(clients + ([llm.target] if llm else []))
         with Store(where) as store:
             store.start_campaign(
                 run_id, _config_hash(config), config, started_at, [t.label for t in tconfs]
@@ -221,11 +251,12 @@ async def arun_campaign(
             db=where,
             tally=tally,
             progress=progress,
+            llm_judge=llm,
         )
         t0 = time.monotonic()
         await _run(runner, handle_sigint)
     finally:
-        for c in clients:
+        for c in clients + ([llm.target] if llm else []):
             await c.aclose()
     result = _result(run_id, started_at, time.monotonic() - t0, tconfs, config, runner, tally)
     with Store(where) as store:
@@ -244,6 +275,7 @@ def _identify(
     selection: Selection | None,
     sampling: SamplingOptions | None,
     resume: str | None,
+    judge: JudgeConfig | None,
 ) -> tuple[str, dict[str, Any], str]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with Store(where) as store:
@@ -255,7 +287,7 @@ def _identify(
             return run_id, config, started
         if not targets:
             raise CampaignError("no target given")
-        config = config_of(targets, selection or Selection(), sampling or SamplingOptions())
+        config = config_of(targets, selection or Selection(), sampling or SamplingOptions(), judge)
         earlier = store.resumable(_config_hash(config))
         if earlier is not None:
             return store.campaign(earlier)[0], config, store.campaign(earlier)[3]

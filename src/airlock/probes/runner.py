@@ -23,6 +23,7 @@ from typing import Any
 
 from airlock.probes.aggregate import Tally
 from airlock.probes.judge import JudgeError, judge
+from airlock.probes.llm_judge import LLMJudge
 from airlock.probes.model import Attempt, Probe
 from airlock.store import Store, StoreError
 from airlock.targets.base import ChatRequest, Completion, Message, Target, TargetError
@@ -177,6 +178,7 @@ class Runner:
         db: str,
         tally: Tally,
         progress: ProgressFn | None = None,
+        llm_judge: LLMJudge | None = None,
     ) -> None:
         self.run_id = run_id
         self.targets = list(targets)
@@ -186,6 +188,7 @@ class Runner:
         self.db = db
         self.tally = tally
         self.on_progress = progress
+        self.llm_judge = llm_judge
         self.progress = Progress(total=len(probes) * len(self.targets) * sampling.generations)
         self.stop_reason = ""
         self._stop = asyncio.Event()
@@ -292,11 +295,23 @@ class Runner:
                 attempt.completion_tokens = _add(attempt.completion_tokens, done.completion_tokens)
             prompt = messages[-1]["content"] if messages else ""
             attempt.scores, attempt.hit = judge(probe, attempt.response, attempt.reasoning, prompt)
+            if self.llm_judge is not None and (attempt.hit or self.llm_judge.mode == "decide"):
+                await self._second_opinion(attempt, probe, prompt)
         except TargetError as e:
             attempt.error = str(e)
         except JudgeError as e:
             attempt.error = f"detector-error: {e}"
         return attempt
+
+    async def _second_opinion(self, attempt: Attempt, probe: Probe, prompt: str) -> None:
+        assert self.llm_judge is not None
+        try:
+            score = await self.llm_judge.score(probe, prompt, attempt.response, attempt.reasoning)
+        except TargetError as e:  # the detectors' verdict stands
+            attempt.params["llm_judge_error"] = str(e)
+            return
+        attempt.scores["llm-judge"] = round(score, 4)
+        attempt.hit = self.llm_judge.combine(attempt.hit, score)
 
     async def _call(
         self, target: Target, messages: tuple[Message, ...], gen: int, writer: _Writer
