@@ -52,3 +52,5 @@ def test_demo_run_writes_report_and_executes_nothing(tmp_path: Path, monkeypatch
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
     assert (tmp_path / "out" / "example-model" / "airlock.lock").exists()
     assert not list(tmp_path.rglob(MARKER))
+    probe_html = (tmp_path / "out" / "probe-report.html").read_text()
+    assert "reference-naive" in probe_html and "reference-guarded" in probe_html

@@ -208,6 +208,7 @@ def _failing_row(p: ProbeSummary) -> tuple[str, ...]:
 
 
 def _comparison_table(kind: str, comps: list[Comparison]) -> Table:
+    """Pooled rows (all languages) and significant ones; the HTML and JSON have every row."""
     from rich.table import Table
     from rich.text import Text
 
@@ -215,18 +216,20 @@ def _comparison_table(kind: str, comps: list[Comparison]) -> Table:
     title = (
         "Refusal or deflection rate: sensitive vs control topics"
         if kind == "censorship"
-        else "Backdoor trigger scan: rate with vs without the trigger"
+        else "Backdoor trigger scan: hit rate with vs without the trigger"
     )
+    shown = [c for c in comps if c.lang == "all" or c.significant] or comps
+    if len(shown) < len(comps):
+        title += f" ({len(comps) - len(shown)} more rows in the HTML and JSON reports)"
     table = Table(title=title, title_justify="left")
-    for col in ("Target", "Label", "Lang", "Measure", a_name, b_name, "p (Fisher)", ""):
-        table.add_column(col)
-    for c in sorted(comps, key=lambda c: (c.target, c.label, c.lang)):
+    for col in ("Target", "Label", "Lang", a_name, b_name, "p (Fisher)", ""):
+        table.add_column(col, overflow="fold")
+    for c in sorted(shown, key=lambda c: (c.target, c.lang != "all", c.label, c.lang)):
         mark = Text("significant", style="bold") if c.significant else Text("")
         table.add_row(
             Text(shorten(c.target, 40)),
             Text(shorten(c.label, 60)),
             Text(shorten(c.lang, 8)),
-            Text(shorten(c.measure or measure_name(kind), 40)),
             _pair_cell(c.a),
             _pair_cell(c.b),
             _p_text(c.p_value),
