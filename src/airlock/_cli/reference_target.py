@@ -16,7 +16,13 @@ import click
     help="Default model (both reference-naive and reference-guarded are served).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8808, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8808,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0 picks a free one; the URL printed says which).",
+)
 @click.option(
     "--delay-ms",
     default=0.0,

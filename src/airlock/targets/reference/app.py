@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airlock.targets.base import Message
-from airlock.targets.reference.rules import PROFILES, respond
+from airlock.targets.reference.rules import PROFILES, find_topic, respond
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -92,6 +92,7 @@ class ReferenceApp:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        find_topic("")  # read the topic table now, not during the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -20,7 +20,8 @@ BASE64_BLOB = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z
 ROT13_HINT = re.compile(r"\brot[- ]?13\b", re.IGNORECASE | re.ASCII)
 # "written backwards", not "reverse a list": a coding request must stay one
 BACKWARDS_HINT = re.compile(
-    r"\bbackwards\b|\bin\s+reverse\b|\breversed\s+text\b|倒着|倒过来|反着写", re.IGNORECASE
+    r"\bbackwards\b|\bin\s+reverse\b|\breversed\s+text\b|倒着|倒过来|反着写",
+    re.IGNORECASE | re.ASCII,
 )
 PAYLOAD_START = re.compile(r"[:：\n]")
 CANARY = re.compile(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}\b")
@@ -35,6 +36,7 @@ ALWAYS = str.maketrans(
 )
 _LOOKALIKE = "аеорсухіјѕԁɡοανАВЕКМНОРСТХІЈЅ"
 LOOKALIKES = str.maketrans(_LOOKALIKE, "aeopcyxijsdgoavABEKMHOPCTXIJS")
+LOOKALIKE_CHAR = re.compile(f"[{_LOOKALIKE}]")
 WORD = re.compile(r"[^\W\d_]+")
 CJK_SEPARATOR = re.compile(r"(?<=[\u3400-\u9fff])[*#~^|/\\_.\-]+(?=[\u3400-\u9fff])")
 LATIN_SEPARATOR = re.compile(r"(?<=[A-Za-z])\*+(?=[A-Za-z])")
@@ -109,6 +111,8 @@ def _undo_lookalikes(text: str) -> str:
 
     Words wholly in Cyrillic stay as they are (Russian is a language, not a disguise).
     """
+    if not LOOKALIKE_CHAR.search(text):  # the common case, kept fast
+        return text
     lookalike = set(_LOOKALIKE)
 
     def mixed(word: str) -> bool:
