@@ -40,15 +40,7 @@ def run_probe(p: dict[str, Any]) -> int:
     if p["fmt"] == "text" and p["output"] is not None:
         fail("--output needs --format json, jsonl, junit or html")
     targets = [] if p["resume"] else _targets(p)
-    selection = Selection(
-        families=_csv(p["families"], FAMILIES, "family"),
-        langs=_csv(p["langs"], LANGS, "language") or LANGS,
-        probes=tuple(p["probes"]) or None,
-        probe_files=tuple(str(f) for f in p["probe_files"]),
-        quick=p["quick"],
-        triggers=tuple(p["triggers"]),
-        seed=p["seed"],
-    )
+    selection = _selection(p)
     sampling = SamplingOptions(
         p["generations"], p["temperature"], p["sample_seed"], p["max_tokens"]
     )
@@ -66,6 +58,18 @@ def run_probe(p: dict[str, Any]) -> int:
     result = _run(targets, selection, sampling, options, db, p)
     _outputs(result, db, p)
     return result.exit_code
+
+
+def _selection(p: dict[str, Any]) -> Selection:
+    return Selection(
+        families=_csv(p["families"], FAMILIES, "family"),
+        langs=_csv(p["langs"], LANGS, "language") or LANGS,
+        probes=tuple(p["probes"]) or None,
+        probe_files=tuple(str(f) for f in p["probe_files"]),
+        quick=p["quick"],
+        triggers=tuple(p["triggers"]),
+        seed=p["seed"],
+    )
 
 
 def _targets(p: dict[str, Any]) -> list[TargetConfig]:
@@ -225,15 +229,7 @@ def write_jsonl(run_id: str, db: str, path: Path | None) -> None:
 
 
 def _list(p: dict[str, Any]) -> int:
-    selection = Selection(
-        families=_csv(p["families"], FAMILIES, "family"),
-        langs=_csv(p["langs"], LANGS, "language") or LANGS,
-        probes=tuple(p["probes"]) or None,
-        probe_files=tuple(str(f) for f in p["probe_files"]),
-        quick=p["quick"],
-        triggers=tuple(p["triggers"]),
-        seed=p["seed"],
-    )
+    selection = _selection(p)
     try:
         cases = selection.expand()
     except CampaignError as e:
