@@ -8,58 +8,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
 
+from airlock._serve import base_url, bind, in_thread, serve_forever, uvicorn_config
 from airlock.targets.reference.app import ReferenceApp, Settings
-
-START_TIMEOUT_S = 10.0
-BACKLOG = 2048
 
 
 def _config(settings: Settings, log_level: str) -> uvicorn.Config:
     # uvloop and httptools: the benchmark measures the client, so the server must be fast
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    return uvicorn.Config(
-        ReferenceApp(settings),
-        http="httptools",
-        loop=loop,
-        lifespan="off",
-        access_log=False,
-        log_config=None,  # leave the host program's logging alone
-        log_level=log_level,
-        timeout_graceful_shutdown=2,
-    )
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0 picks a free one).
-
-    Raises:
-        OSError: the address is in use or cannot be resolved.
-    """
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(BACKLOG)  # clients told the URL may connect before uvicorn is up
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def base_url(sock: socket.socket) -> str:
-    """``http://HOST:PORT/v1`` for a bound socket."""
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
+    return uvicorn_config(ReferenceApp(settings), log_level)
 
 
 def serve(
@@ -92,10 +52,7 @@ def serve(
     sock = bind(host, port)
     if announce is not None:
         announce(base_url(sock))
-    try:
-        uvicorn.Server(_config(settings, "warning")).run(sockets=[sock])
-    finally:
-        sock.close()
+    serve_forever(_config(settings, "warning"), sock)
 
 
 @contextmanager
@@ -112,24 +69,5 @@ def running(
         The base URL, ``http://127.0.0.1:PORT/v1``. The server stops on exit.
     """
     settings = Settings(profile, delay_s, reasoning, api_key)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(_config(settings, "error"))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="airlock-reference", daemon=True
-    )
-    thread.start()
-    try:
-        _wait_started(server, thread)
-        yield base_url(sock)
-    finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT_S)
-        sock.close()
-
-
-def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the reference target did not start")
-        time.sleep(0.005)
+    with in_thread(_config(settings, "error"), "airlock-reference") as url:
+        yield url
