@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -85,5 +85,5 @@ def in_thread(config: uvicorn.Config, name: str) -> Iterator[str]:
         yield base_url(sock)
     finally:
         server.should_exit = True
-        thread.join(START_TIMEOUT_S + config.timeout_graceful_shutdown)
+        thread.join(START_TIMEOUT_S + (config.timeout_graceful_shutdown or 0))
         sock.close()
