@@ -17,7 +17,11 @@ BACKLOG = 2048
 
 
 def uvicorn_config(
-    app: Any, log_level: str, *, lifespan: str = "off", graceful_s: float = 2.0
+    app: Any,
+    log_level: str,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    graceful_s: int = 2,
 ) -> uvicorn.Config:
     """uvicorn with httptools and (when installed) uvloop; no access log."""
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
