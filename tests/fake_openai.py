@@ -26,6 +26,8 @@ class Stats:
     in_flight: int = 0
     peak: int = 0
     seen: dict[str, int] = field(default_factory=dict)
+    finished: int = 0
+    cut_off: int = 0
 
 
 def _completion(text: str, reasoning: str | None = None) -> dict[str, object]:
@@ -93,6 +95,8 @@ async def _answer(request: web.Request, stats: Stats, delay: float) -> web.Strea
         return web.json_response(_completion("I cannot grade this."))
     if model == "stream":
         return await _stream(request, last)
+    if model == "slowstream":
+        return await _slow_stream(request, stats)
     return web.json_response(_completion(f"echo: {last}"))
 
 
@@ -106,6 +110,23 @@ async def _stream(request: web.Request, text: str) -> web.StreamResponse:
         await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
     done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     await resp.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+    return resp
+
+
+async def _slow_stream(request: web.Request, stats: Stats) -> web.StreamResponse:
+    """Forty chunks 50 ms apart; counts streams finished and streams cut off."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    try:
+        for i in range(40):
+            chunk = {"choices": [{"index": 0, "delta": {"content": f"w{i} "}}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await asyncio.sleep(0.05)
+        await resp.write(b"data: [DONE]\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        stats.cut_off += 1
+        raise
+    stats.finished += 1
     return resp
 
 

@@ -256,9 +256,11 @@ def probe(**params: Any) -> None:
 
 
 def _register_reference_target() -> None:
+    from airlock._cli.gate import gate
     from airlock._cli.reference_target import reference_target
 
     main.add_command(reference_target, "reference-target")
+    main.add_command(gate, "gate")
 
 
 _register_reference_target()
