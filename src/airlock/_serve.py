@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 import threading
 import time
@@ -62,11 +63,18 @@ def base_url(sock: socket.socket) -> str:
 
 
 def serve_forever(config: uvicorn.Config, sock: socket.socket) -> None:
-    """Serve on ``sock`` until interrupted (Ctrl-C drains and stops cleanly)."""
+    """Serve on ``sock`` until SIGINT or SIGTERM, which drain in-flight requests first.
+
+    uvicorn re-raises the signal once it has shut down; quiet handlers around the run
+    turn that into a normal return, so a graceful stop exits 0.
+    """
+    quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
