@@ -255,15 +255,17 @@ def probe(**params: Any) -> None:
     sys.exit(run_probe(params))
 
 
-def _register_reference_target() -> None:
+def _register_commands() -> None:
+    from airlock._cli.audit import audit
     from airlock._cli.gate import gate
     from airlock._cli.reference_target import reference_target
 
     main.add_command(reference_target, "reference-target")
     main.add_command(gate, "gate")
+    main.add_command(audit, "audit")
 
 
-_register_reference_target()
+_register_commands()
 
 
 def console() -> Console:

@@ -83,6 +83,8 @@ class Gate:
         self.limiter = RateLimiter()
         self.metrics = Metrics()
         self._started = False
+        self.audit_failures = 0
+        self.audit_error: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class Gate:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/healthz" and method == "GET":
-            await send_json(send, 200, {"status": "ok"})
+            await self._health(send)
             return
         if path == "/metrics" and method == "GET":
             body = self.metrics.render().encode()
@@ -182,7 +184,27 @@ class Gate:
         if self.audit is not None and ex.path != "/v1/models":
             from airlock.gate.wiring import audit_record
 
-            self.audit.submit(audit_record(ex, seconds, self.config.store))
+            try:
+                self.audit.submit(audit_record(ex, seconds, self.config.store))
+            except Exception as e:  # a failing audit log shows on /healthz (503)
+                self.audit_failures += 1
+                self.audit_error = f"{type(e).__name__}: {e}"
+
+    async def _health(self, send: Send) -> None:
+        """200 while requests can be served and audited; 503 when the audit log fails."""
+        writer_error = getattr(self.audit, "error", None) or self.audit_error
+        if writer_error:
+            await send_json(
+                send,
+                503,
+                {
+                    "status": "degraded",
+                    "audit": str(writer_error),
+                    "audit_failures": self.audit_failures,
+                },
+            )
+            return
+        await send_json(send, 200, {"status": "ok"})
 
     # --- auth ----------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 A row is stored as plain column values (:data:`FIELDS`, in that order). Its hash is
 ``sha256(prev_hash || canonical JSON of {seq, *FIELDS})``, computed over the values
-exactly as stored, so a change to any stored byte of a row changes its hash.
+exactly as stored (verdicts as their JSON text, stream as 0/1), so a change to any
+stored byte of a row changes its hash. Canonical JSON: keys sorted, no spaces
+(``","`` and ``":"``), non-ASCII as ``\\uXXXX`` escapes; ``prev_hash`` is the previous
+row's hex digest (64 zeros for the first row).
 """
 
 from __future__ import annotations
@@ -270,7 +273,8 @@ def _ms(v: object) -> float:
         ms = float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0.0
-    return round(ms, 3) if math.isfinite(ms) and ms >= 0 else 0.0
+    # + 0.0 turns -0.0 into 0.0: the databases store no sign of zero, the hash would
+    return round(ms, 3) + 0.0 if math.isfinite(ms) and ms >= 0 else 0.0
 
 
 def _text(v: object, limit: int | None = None) -> str | None:

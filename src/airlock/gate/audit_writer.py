@@ -33,7 +33,9 @@ class AuditWriter:
         put_timeout_s: how long :meth:`submit` may block on a full queue.
 
     Call :meth:`start` (or use it as a context manager) in the process that serves:
-    threads do not survive a fork.
+    threads do not survive a fork. Several writers, in one process or many, may share a
+    database; SQLite's write lock is not fair, so one flooding writer can hold another
+    back for a while; batching (few, larger commits) makes that rare at request rates.
     """
 
     def __init__(
