@@ -32,5 +32,8 @@ bench: $(STAMP)
 bench-probe: $(STAMP)
 	$(BIN)/python benchmarks/probe_bench.py
 
+bench-gate: $(STAMP)
+	$(BIN)/python benchmarks/gate_bench.py
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache demo-output
