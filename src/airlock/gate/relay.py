@@ -346,6 +346,7 @@ async def _flush(
     if verdict is not None:
         await _stop(gate, send, ex, verdict, chat, event or {})
         return True
+    _record(gate, ex, guard.verdicts)  # redactions and flags made along the stream
     if rest:
         out.append(rest)
         delta: dict[str, Any] = {"content": rest} if chat else {}

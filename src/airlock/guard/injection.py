@@ -1,0 +1,151 @@
+"""Prompt-injection heuristics in English and Chinese (scanner ``injection``).
+
+Cues live in ``guard/data/injection.yaml``: overriding earlier instructions, forged role
+markers, persona and "developer mode" switches, requests for the system prompt. Each
+cue has a weight; the text's score is ``1 - prod(1 - w)`` over the distinct cues found,
+so one strong cue fires on its own and weak ones only together. Base64 blobs are
+decoded and scored the same way (an encoded injection is a cue of its own, ``encoded``).
+Hidden characters (zero-width, tags) are looked through, so "ig\u200bnore" still counts.
+
+Options: ``threshold`` (0.7), ``classifier`` (must be null: the hook for an optional
+model-based check behind an extra, not shipped yet).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airlock.guard._options import Hints, Options, load_data, lower
+from airlock.guard.base import GuardContext, Hit
+from airlock.guard.registry import register
+from airlock.guard.unicode import strip_hidden
+
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{20,4096}={0,2}")
+_MIN_B64_LETTERS = 0.6  # share of decoded characters that are letters or spaces
+_MAX_BLOBS = 20  # decoded per text: a hostile prompt of many blobs stays cheap
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    weight: float
+    hints: tuple[str, ...]
+    regex: re.Pattern[str]
+    case: bool
+
+
+def _rules() -> tuple[_Rule, ...]:
+    data = load_data("injection.yaml")
+    return tuple(
+        _Rule(
+            r["id"],
+            float(r["weight"]),
+            tuple(h.lower() for h in r["hints"]),
+            re.compile(r["regex"]),
+            bool(r.get("case", False)),
+        )
+        for r in data["rules"]
+    )
+
+
+def combine(weights: Iterable[float]) -> float:
+    """``1 - prod(1 - w)``: independent cues make a likelier injection."""
+    rest = 1.0
+    for w in weights:
+        rest *= 1.0 - w
+    return 1.0 - rest
+
+
+class _Matcher:
+    """Finds the cues of one text: ``{cue id: (weight, start, end)}`` (best match per id)."""
+
+    def __init__(self, rules: tuple[_Rule, ...]) -> None:
+        self.rules = rules
+        self.hints = Hints(h for r in rules for h in r.hints)
+
+    def cues(self, text: str) -> dict[str, tuple[float, int, int]]:
+        low = lower(text)
+        present = self.hints.present(low)
+        found: dict[str, tuple[float, int, int]] = {}
+        for rule in self.rules:
+            if rule.weight <= found.get(rule.id, (0.0, 0, 0))[0]:
+                continue
+            if present.isdisjoint(rule.hints):
+                continue
+            m = rule.regex.search(text if rule.case else low)
+            if m is not None:
+                found[rule.id] = (rule.weight, m.start(), m.end())
+        return found
+
+
+def _decoded_blobs(text: str) -> Iterable[tuple[int, int, str]]:
+    """(start, end, decoded text) for base64 runs that decode to readable text."""
+    count = 0
+    for m in _B64.finditer(text):
+        raw = m.group().rstrip("=").replace("-", "+").replace("_", "/")
+        raw = raw[: len(raw) - len(raw) % 4 if len(raw) % 4 == 1 else len(raw)]
+        try:
+            data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+            decoded = data.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        readable = sum(1 for c in decoded if c.isalpha() or c == " ")
+        if decoded and readable >= _MIN_B64_LETTERS * len(decoded):
+            yield m.start(), m.end(), decoded
+            count += 1
+            if count >= _MAX_BLOBS:
+                return
+
+
+@register("injection")
+class InjectionScanner:
+    """Weighted English and Chinese injection cues (plus base64-encoded ones)."""
+
+    name: str = "injection"
+    stages: tuple[str, ...] = ("input",)
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        opts = Options(self.name, options)
+        self.threshold = opts.number("threshold", 0.7, 0.0, 1.0)
+        classifier = opts.value("classifier")
+        if classifier is not None:
+            raise opts.error("classifier", "null (no classifier ships yet)", classifier)
+        opts.done()
+        self.matcher = _Matcher(_RULES)
+
+    def score(self, text: str) -> float:
+        """The injection score of ``text`` alone (0..1), whatever the threshold."""
+        return combine(w for w, _, _ in self._cues(text).values())
+
+    def _cues(self, text: str) -> dict[str, tuple[float, int, int]]:
+        plain, index = strip_hidden(text)
+        found = self.matcher.cues(plain)
+        encoded = 0.0, 0, 0
+        for start, end, decoded in _decoded_blobs(plain):
+            inner = combine(w for w, _, _ in self.matcher.cues(decoded).values())
+            if inner > encoded[0]:
+                encoded = min(inner, 0.95), start, end
+        if encoded[0] > 0:
+            found["encoded"] = encoded
+        if index is not None:
+            found = {k: (w, index[s], index[e - 1] + 1) for k, (w, s, e) in found.items()}
+        return found
+
+    def scan(self, text: str, ctx: GuardContext | None = None) -> list[Hit]:
+        """One hit per cue when the combined score reaches the threshold, else none."""
+        if not text:
+            return []
+        cues = self._cues(text)
+        score = combine(w for w, _, _ in cues.values())
+        if not cues or score < self.threshold:
+            return []
+        hits = [Hit(f"injection.{cid}", s, e, round(score, 3)) for cid, (_, s, e) in cues.items()]
+        return sorted(hits, key=lambda h: h.start)
+
+
+_RULES = _rules()
