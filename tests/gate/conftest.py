@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,13 @@ class ListAudit:
 
     def close(self) -> None:
         pass
+
+    def settled(self, count: int, timeout: float = 3.0) -> list[Any]:
+        """The records once ``count`` have arrived (rows are written after the answer)."""
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.records)
 
 
 @pytest.fixture(scope="module")

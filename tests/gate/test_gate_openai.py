@@ -16,7 +16,8 @@ def test_chat_completion_passes_through(gate) -> None:
     out = c.chat.completions.create(model="naive", messages=[{"role": "user", "content": "hi"}])
     assert out.choices[0].message.content and out.model == "naive"
     assert out.usage is not None and out.usage.prompt_tokens > 0
-    assert audit is not None
+    (rec,) = audit.settled(1)
+    assert rec.model == "naive" and rec.decision == "allowed" and rec.status == 200
 
 
 def test_streaming_passes_through(gate) -> None:

@@ -194,9 +194,17 @@ async def whole(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, c
         if isinstance(reasoning, str):
             box["reasoning_content"] = _check_output(gate, ex, guarded, reasoning)
     ex.response = "\n".join(texts)[:MAX_AUDIT_TEXT]
+    ex.response_redacted = _conceal(guarded, ex.response)
     data["model"] = ex.model
     ex.status = 200
     await send_json(send, 200, data)
+
+
+def _conceal(guarded: Any, text: str) -> str:
+    """The answer as the audit's ``redacted`` policy keeps it: restored personal data
+    hidden behind its placeholders again."""
+    vault = guarded.vault if guarded is not None else None
+    return vault.conceal(text) if vault is not None else text
 
 
 def _check_output(gate: Gate, ex: Exchange, guarded: Any, text: str) -> str:
@@ -283,6 +291,7 @@ async def _relay(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, 
         await _send_event(send, {"error": {"message": ex.error, "type": "upstream_error"}})
     finally:
         ex.response = "".join(out)[:MAX_AUDIT_TEXT]
+        ex.response_redacted = _conceal(guarded, ex.response)
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
 

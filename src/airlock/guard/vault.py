@@ -56,6 +56,14 @@ class Vault:
             return text
         return PLACEHOLDER.sub(lambda m: self._originals.get(m.group(), m.group()), text)
 
+    def conceal(self, text: str) -> str:
+        """The inverse of :meth:`restore`: the restored values in ``text`` replaced by their
+        placeholders again (for logs that must not keep personal data)."""
+        for token, value in sorted(self._originals.items(), key=lambda kv: -len(kv[1])):
+            if value:
+                text = text.replace(value, token)
+        return text
+
     def __len__(self) -> int:
         return len(self._issued)
 
