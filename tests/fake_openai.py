@@ -52,8 +52,28 @@ def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
         finally:
             stats.in_flight -= 1
 
+    async def legacy(request: web.Request) -> web.Response:
+        stats.requests += 1
+        body = await request.json()
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        choices = [
+            {"index": i, "text": f"echo: {p}", "finish_reason": "stop"}
+            for i, p in enumerate(prompts)
+        ]
+        for p in prompts:
+            stats.seen[p] = stats.seen.get(p, 0) + 1
+        return web.json_response(
+            {
+                "id": "c",
+                "object": "text_completion",
+                "choices": choices,
+                "usage": {"prompt_tokens": 2, "completion_tokens": 3},
+            }
+        )
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/completions", legacy)
     return app
 
 

@@ -180,6 +180,23 @@ def test_keys_auth_and_rate_limit(fake, tmp_path):
         assert models_seen == ["z"]
 
 
+def test_tokens_per_minute_limit(fake, tmp_path):
+    db = str(tmp_path / "g.db")
+    store = KeyStore(db)
+    _, key = store.create("tpm", tpm=10)  # the fake upstream reports 3 + 2 tokens per answer
+    store.close()
+    with running(
+        parse_config(
+            {"models": {"m": [{"url": fake[0], "model": "echo"}]}, "guard": "off", "database": db}
+        ),
+        audit=ListAudit(),
+    ) as (url, _):
+        _chat(url, key=key)
+        _chat(url, key=key)
+        with pytest.raises(openai.RateLimitError):
+            _chat(url, key=key)
+
+
 def test_revoked_key_stops_working(fake, tmp_path, monkeypatch):
     import airlock.gate.keys as keys
 

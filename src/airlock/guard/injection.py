@@ -7,8 +7,12 @@ so one strong cue fires on its own and weak ones only together. Base64 blobs are
 decoded and scored the same way (an encoded injection is a cue of its own, ``encoded``).
 Hidden characters (zero-width, tags) are looked through, so "ig\u200bnore" still counts.
 
-Options: ``threshold`` (0.7), ``classifier`` (must be null: the hook for an optional
-model-based check behind an extra, not shipped yet).
+Options: ``threshold`` (0.7) and ``classifier``: null, or ``"package.module:function"``
+naming a callable ``(text) -> float`` in 0..1 — a model-based check the operator
+installs (for instance a local Hugging Face text classifier loaded from disk); the
+text's score is the higher of the heuristics' and the classifier's. Nothing of it ships:
+the heuristics work offline on their own. A classifier that raises scores 0 (the
+heuristics still decide) and is counted in ``classifier_errors``.
 """
 
 from __future__ import annotations
@@ -112,9 +116,9 @@ class InjectionScanner:
     def __init__(self, options: Mapping[str, Any]) -> None:
         opts = Options(self.name, options)
         self.threshold = opts.number("threshold", 0.7, 0.0, 1.0)
-        classifier = opts.value("classifier")
-        if classifier is not None:
-            raise opts.error("classifier", "null (no classifier ships yet)", classifier)
+        spec = opts.value("classifier")
+        self.classifier = _load_classifier(spec, opts) if spec is not None else None
+        self.classifier_errors = 0
         opts.done()
         self.matcher = _Matcher(_RULES)
 
@@ -142,10 +146,38 @@ class InjectionScanner:
             return []
         cues = self._cues(text)
         score = combine(w for w, _, _ in cues.values())
+        model = self._classify(text) if self.classifier is not None else 0.0
+        if model >= self.threshold and model > score:
+            return [Hit("injection.classifier", 0, len(text), round(model, 3))]
         if not cues or score < self.threshold:
             return []
         hits = [Hit(f"injection.{cid}", s, e, round(score, 3)) for cid, (_, s, e) in cues.items()]
         return sorted(hits, key=lambda h: h.start)
+
+    def _classify(self, text: str) -> float:
+        assert self.classifier is not None
+        try:
+            value = float(self.classifier(text))
+        except Exception:  # an operator's model must not take the gateway down
+            self.classifier_errors += 1
+            return 0.0
+        return min(1.0, max(0.0, value)) if value == value else 0.0  # NaN scores 0
+
+
+def _load_classifier(spec: Any, opts: Options) -> Any:
+    """Import ``package.module:function`` (the operator's classifier)."""
+    import importlib
+
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise opts.error("classifier", "null or 'package.module:function'", spec)
+    module, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise opts.error("classifier", f"an importable callable ({e})", spec) from None
+    if not callable(fn):
+        raise opts.error("classifier", "a callable", spec)
+    return fn
 
 
 _RULES = _rules()
