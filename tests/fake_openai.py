@@ -71,9 +71,27 @@ def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
             }
         )
 
+    async def embeddings(request: web.Request) -> web.Response:
+        stats.requests += 1
+        body = await request.json()
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 0.5, -1.0]}
+            for i, t in enumerate(inputs)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": 1},
+            }
+        )
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", legacy)
+    app.router.add_post("/v1/embeddings", embeddings)
     return app
 
 

@@ -129,7 +129,7 @@ def test_every_upstream_down_is_502_with_a_clear_message():
 
 def test_client_disconnect_mid_stream_cancels_the_upstream(fake):
     url0, stats = fake
-    ctx, _ = _gate({"m": [{"url": url0, "model": "slowstream"}]})
+    ctx, audit = _gate({"m": [{"url": url0, "model": "slowstream"}]})
     before = stats.cut_off
     with ctx as (url, _):
 
@@ -150,6 +150,25 @@ def test_client_disconnect_mid_stream_cancels_the_upstream(fake):
         while stats.cut_off == before and time.monotonic() < deadline:
             time.sleep(0.05)
     assert stats.cut_off == before + 1
+    (rec,) = audit.settled(1)
+    assert rec.decision == "client-disconnected" and rec.stream
+
+
+def test_embeddings_pass_through(fake):
+    ctx, audit = _gate({"emb": [{"url": fake[0], "model": "text-embed"}]})
+    with ctx as (url, _):
+        c = openai.OpenAI(base_url=url, api_key="x", max_retries=0)
+        out = c.embeddings.create(model="emb", input=["abc", "hello"])
+    assert [d.embedding[0] for d in out.data] == [3.0, 5.0] and out.model == "emb"
+    assert [r.path for r in audit.records] == ["/v1/embeddings"]
+
+
+def test_keys_in_postgresql(pg_url):
+    store = KeyStore(pg_url)
+    key, text = store.create("pg", models=("m",), rpm=5)
+    assert store.check(text) == key and store.check(text + "x") is None
+    assert store.revoke(key.id) and [k.revoked_at is not None for k in store.list()] == [True]
+    store.close()
 
 
 def test_keys_auth_and_rate_limit(fake, tmp_path):
