@@ -111,6 +111,22 @@ def test_misbehaving_upstream(fake, model: str, status: int, exc):
             assert e.value.status_code == status
 
 
+def test_an_upstream_that_ignores_stream_still_gives_the_client_a_stream(fake):
+    ctx, _ = _gate({"m": [{"url": fake[0], "model": "echo"}]})  # echo always answers JSON
+    with ctx as (url, _):
+        chunks = list(_chat(url, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: hi"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_garbage_instead_of_a_stream_is_502(fake):
+    ctx, audit = _gate({"m": [{"url": fake[0], "model": "garbage"}]})
+    with ctx as (url, _), pytest.raises(openai.APIStatusError) as e:
+        list(_chat(url, stream=True))
+    assert e.value.status_code == 502
+    assert audit.settled(1)[-1].decision == "upstream-error"
+
+
 def test_slow_upstream_is_504(fake):
     ctx, _ = _gate({"m": [{"url": fake[0], "model": "slow", "timeout": 0.3}]})
     with ctx as (url, _):

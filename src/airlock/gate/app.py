@@ -310,8 +310,12 @@ class Gate:
             async with opened.response as resp:
                 await relay.pass_error(resp, send, ex)
             return
-        if ex.stream:
+        streamed = "text/event-stream" in opened.response.headers.get("Content-Type", "")
+        if ex.stream and streamed:
             await relay.stream(self, opened.response, receive, send, ex, guarded, chat)
+        elif ex.stream:  # the upstream ignored stream: true (some servers do)
+            async with opened.response as resp:
+                await relay.as_stream(self, resp, send, ex, guarded, chat)
         else:
             async with opened.response as resp:
                 await relay.whole(self, resp, send, ex, guarded, chat)

@@ -172,6 +172,38 @@ def _slot(choice: dict[str, Any], chat: bool, delta: bool) -> tuple[dict[str, An
 
 async def whole(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, chat: bool) -> None:
     """A non-streamed answer: check every choice's text, restore placeholders, send."""
+    data = await _checked(gate, resp, ex, guarded, chat)
+    await send_json(send, 200, data)
+
+
+async def as_stream(
+    gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, chat: bool
+) -> None:
+    """An upstream that ignored ``stream: true`` and sent one JSON answer: check it whole,
+    then give the client the stream it asked for (one chunk per choice, then the end)."""
+    data = await _checked(gate, resp, ex, guarded, chat)
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    base = {
+        "id": data.get("id", ex.request_id),
+        "created": data.get("created", 0),
+        "model": ex.model,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+    }
+    for i, choice in enumerate(c for c in data["choices"] if isinstance(c, dict)):
+        slot = _slot(choice, chat, False)
+        text = slot[0][slot[1]] if slot else ""
+        index = choice.get("index", i)
+        body: dict[str, Any] = {"role": "assistant", "content": text}
+        part = {"index": index, "delta": body} if chat else {"index": index, "text": text}
+        await _send_event(send, {**base, "choices": [part]})
+        empty: dict[str, Any] = {}
+        end = {"index": index, "finish_reason": choice.get("finish_reason")}
+        end.update({"delta": empty} if chat else {"text": ""})
+        await _send_event(send, {**base, "choices": [end]})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+async def _checked(gate: Gate, resp: Any, ex: Exchange, guarded: Any, chat: bool) -> dict[str, Any]:
     data = await read_json(resp)
     choices = data.get("choices")
     if not isinstance(choices, list):
@@ -197,7 +229,7 @@ async def whole(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, c
     ex.response_redacted = _conceal(guarded, ex.response)
     data["model"] = ex.model
     ex.status = 200
-    await send_json(send, 200, data)
+    return data
 
 
 def _conceal(guarded: Any, text: str) -> str:
