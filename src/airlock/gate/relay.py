@@ -17,6 +17,10 @@ MAX_UPSTREAM_BODY = 32 << 20
 MAX_AUDIT_TEXT = 64 << 10
 
 
+def _bad_upstream(message: str) -> HTTPError:
+    return HTTPError(502, message, type_="upstream_error", code="bad_upstream_response")
+
+
 def messages_of(payload: dict[str, Any], chat: bool) -> list[dict[str, Any]]:
     """The messages to guard: chat messages, or a completion prompt as one user message.
 
@@ -120,19 +124,11 @@ async def read_json(resp: Any) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise HTTPError(
-            502,
-            f"upstream answered with something that is not JSON: {raw[:60]!r}",
-            type_="upstream_error",
-            code="bad_upstream_response",
+        raise _bad_upstream(
+            f"upstream answered with something that is not JSON: {raw[:60]!r}"
         ) from None
     if not isinstance(data, dict):
-        raise HTTPError(
-            502,
-            "upstream answer is not a JSON object",
-            type_="upstream_error",
-            code="bad_upstream_response",
-        )
+        raise _bad_upstream("upstream answer is not a JSON object")
     return data
 
 
@@ -207,12 +203,7 @@ async def _checked(gate: Gate, resp: Any, ex: Exchange, guarded: Any, chat: bool
     data = await read_json(resp)
     choices = data.get("choices")
     if not isinstance(choices, list):
-        raise HTTPError(
-            502,
-            "upstream answer has no choices",
-            type_="upstream_error",
-            code="bad_upstream_response",
-        )
+        raise _bad_upstream("upstream answer has no choices")
     _usage(ex, data)
     texts = []
     for choice in choices:
