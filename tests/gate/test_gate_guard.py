@@ -156,3 +156,41 @@ def test_redacted_audit_policy_keeps_no_personal_data(gate) -> None:
     assert text == "echo: mail bob@example.com"  # the client gets its data back
     streamed = audit.settled(2)[-1]
     assert streamed.stream and "bob@example.com" not in (streamed.response or "")
+
+
+def slow_model(text: str) -> float:
+    """A stand-in for a real classifier: 500 ms of inference, says 'benign'."""
+    import time
+
+    time.sleep(0.5)
+    return 0.0
+
+
+def test_a_slow_classifier_does_not_block_the_event_loop(fake) -> None:
+    import threading
+    import time
+    import urllib.request
+
+    guard = {"input": {"injection": {"action": "block", "classifier": f"{__name__}:slow_model"}}}
+    cfg = parse_config(
+        {
+            "models": {"echo": [{"url": fake[0], "model": "echo"}]},
+            "auth": {"required": False},
+            "guard": guard,
+        }
+    )
+    with running(cfg, audit=ListAudit()) as (url, _):
+        c = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=10)
+        threads = [threading.Thread(target=ask, args=(c, f"hello {i}")) for i in range(4)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/healthz", timeout=5) as r:
+            health_s = time.monotonic() - t0
+            assert r.status == 200
+        for t in threads:
+            t.join(10)
+        total = time.monotonic() - t0
+    assert health_s < 0.4  # answered while four classifications were running
+    assert total < 1.5  # the four ran side by side, not one after another (4 × 0.5 s)

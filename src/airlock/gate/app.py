@@ -299,7 +299,7 @@ class Gate:
         chat = ex.path.endswith("/chat/completions")
         messages = relay.messages_of(payload, chat)
         ex.stream = bool(payload.get("stream"))
-        guarded = relay.guard_input(self, messages, ex)
+        guarded = await relay.guard_input(self, messages, ex)
         body = relay.replace_input(payload, guarded.messages if guarded else messages, chat)
         path = "/chat/completions" if chat else "/completions"
         opened = await self.upstreams.open(

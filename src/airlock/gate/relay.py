@@ -94,7 +94,7 @@ def _blocked(ex: Exchange, verdict: Any, stage: str) -> HTTPError:
     )
 
 
-def guard_input(gate: Gate, messages: list[dict[str, Any]], ex: Exchange) -> Any:
+async def guard_input(gate: Gate, messages: list[dict[str, Any]], ex: Exchange) -> Any:
     """Run the input scanners; returns their result (None when the guard is off).
 
     Raises:
@@ -104,7 +104,10 @@ def guard_input(gate: Gate, messages: list[dict[str, Any]], ex: Exchange) -> Any
     if gate.pipeline is None:
         ex.prompt_redacted = ex.prompt
         return None
-    result = gate.pipeline.check_input(messages)
+    if getattr(gate.pipeline, "slow", False):  # a model: keep the event loop free
+        result = await asyncio.to_thread(gate.pipeline.check_input, messages)
+    else:
+        result = gate.pipeline.check_input(messages)
     _record(gate, ex, result.verdicts)
     ex.prompt_redacted = text_of(result.messages)
     if result.blocked is not None:

@@ -7,12 +7,23 @@ so one strong cue fires on its own and weak ones only together. Base64 blobs are
 decoded and scored the same way (an encoded injection is a cue of its own, ``encoded``).
 Hidden characters (zero-width, tags) are looked through, so "ig\u200bnore" still counts.
 
-Options: ``threshold`` (0.7) and ``classifier``: null, or ``"package.module:function"``
-naming a callable ``(text) -> float`` in 0..1 — a model-based check the operator
-installs (for instance a local Hugging Face text classifier loaded from disk); the
-text's score is the higher of the heuristics' and the classifier's. Nothing of it ships:
-the heuristics work offline on their own. A classifier that raises scores 0 (the
-heuristics still decide) and is counted in ``classifier_errors``.
+Options: ``threshold`` (0.7) and ``classifier``, a model-based check the operator adds;
+the text's score is the higher of the heuristics' and the classifier's, and a classifier
+hit is ``injection.classifier`` over the whole text. ``classifier`` is one of:
+
+- null (the default): heuristics only; they work offline on their own.
+- ``{onnx: DIR, label: NAME, max_length: 512}``: a local ONNX text classifier (a
+  Hugging Face prompt-injection model exported with ``optimum``: ``model.onnx``,
+  ``tokenizer.json``, ``config.json`` in ``DIR``), read from disk only, never downloaded;
+  needs the extra (``pip install 'airlock[classifier]'``). ``label`` names the injection
+  label when its name lacks INJECTION or JAILBREAK; long texts are scored on their first
+  and last ``max_length`` tokens. See :mod:`airlock.guard.onnx_classifier`.
+- ``"package.module:function"``: any callable ``(text) -> float`` in 0..1 the operator
+  installs.
+
+A missing directory, file or extra is a configuration error at start. A classifier that
+raises while scanning scores 0 (the heuristics still decide) and is counted in
+``classifier_errors``. A model adds its inference time to every input message.
 """
 
 from __future__ import annotations
@@ -24,8 +35,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airlock.guard import onnx_classifier
 from airlock.guard._options import Hints, Options, load_data, lower
-from airlock.guard.base import GuardContext, Hit
+from airlock.guard.base import GuardConfigError, GuardContext, Hit
 from airlock.guard.registry import register
 from airlock.guard.unicode import strip_hidden
 
@@ -164,12 +176,18 @@ class InjectionScanner:
         return min(1.0, max(0.0, value)) if value == value else 0.0  # NaN scores 0
 
 
+_CLASSIFIER_FORMS = "null, {onnx: DIR, label: ..., max_length: ...} or 'package.module:function'"
+_ONNX_KEYS = frozenset({"onnx", "label", "max_length"})
+
+
 def _load_classifier(spec: Any, opts: Options) -> Any:
-    """Import ``package.module:function`` (the operator's classifier)."""
+    """The operator's classifier: a local ONNX model or ``package.module:function``."""
     import importlib
 
+    if isinstance(spec, Mapping):
+        return _load_onnx(spec, opts)
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise opts.error("classifier", "null or 'package.module:function'", spec)
+        raise opts.error("classifier", _CLASSIFIER_FORMS, spec)
     module, _, attr = spec.partition(":")
     try:
         fn = getattr(importlib.import_module(module), attr)
@@ -178,6 +196,26 @@ def _load_classifier(spec: Any, opts: Options) -> Any:
     if not callable(fn):
         raise opts.error("classifier", "a callable", spec)
     return fn
+
+
+def _load_onnx(spec: Mapping[str, Any], opts: Options) -> Any:
+    """``{onnx: DIR, label: ..., max_length: ...}``: load the model now, so a bad directory
+    or a missing extra stops the gateway at start with a clear message."""
+    sub = Options(f"{opts.scanner}.classifier", spec)
+    unknown = sorted(str(k) for k in set(spec) - _ONNX_KEYS)
+    if unknown:  # checked here: Options.done() lets the pipeline's own keys through
+        raise GuardConfigError(f"{sub.scanner}: unknown option(s) {', '.join(unknown)}")
+    path = sub.value("onnx")
+    if not isinstance(path, str) or not path.strip():
+        raise sub.error("onnx", "the path of a model directory", path)
+    label = sub.value("label")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise sub.error("label", "a label name of the model", label)
+    max_length = sub.integer("max_length", 512, 16, 8192)
+    try:
+        return onnx_classifier.load(path, label=label, max_length=max_length)
+    except GuardConfigError as e:
+        raise GuardConfigError(f"{opts.scanner}: option 'classifier': {e}") from None
 
 
 _RULES = _rules()

@@ -145,6 +145,9 @@ class Pipeline:
     def __init__(self, inputs: Sequence[Entry], outputs: Sequence[Entry]) -> None:
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
+        # A model-based scanner (the injection classifier) takes milliseconds: callers on
+        # an event loop should run check_input in a thread when this is set.
+        self.slow = any(getattr(e.scanner, "classifier", None) is not None for e in self.inputs)
         self._think = next((e for e in outputs if e.name == "think" and e.action == "redact"), None)
         self._outputs = tuple(e for e in self.outputs if e is not self._think)
 
