@@ -97,7 +97,9 @@ def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
 
 async def _answer(request: web.Request, stats: Stats, delay: float) -> web.StreamResponse:
     body = await request.json()
-    model, last = body["model"], body["messages"][-1]["content"]
+    model, last = body["model"], body["messages"][-1].get("content")
+    if not isinstance(last, str):  # content parts, null: answer about their JSON
+        last = json.dumps(last)
     n = stats.seen[last] = stats.seen.get(last, 0) + 1
     if delay:
         await asyncio.sleep(delay)
