@@ -284,3 +284,20 @@ def test_healthz_and_metrics(fake):
         status, text = asyncio.run(get("/metrics"))
     assert status == 200
     assert 'airlock_gate_requests_total{model="m",decision="allowed",status="200"} 1' in text
+
+
+def test_a_long_stream_arrives_whole_and_the_audit_keeps_a_bounded_part(fake):
+    from airlock.gate.relay import MAX_AUDIT_TEXT
+
+    ctx, audit = _gate({"m": [{"url": fake[0], "model": "stream"}]})
+    words = " ".join(f"w{i:05d}" for i in range(12_000))  # 84 KB of text, 12k events
+    with ctx as (url, _):
+        c = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=30)
+        chunks = c.chat.completions.create(
+            model="m", stream=True, messages=[{"role": "user", "content": words}]
+        )
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == f"echo: {words}"
+    (rec,) = audit.settled(1)
+    assert rec.decision == "allowed" and rec.content_policy == "redacted"
+    assert len(rec.response or "") == MAX_AUDIT_TEXT < len(text)

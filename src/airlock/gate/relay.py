@@ -270,6 +270,24 @@ async def _await_disconnect(receive: Receive) -> None:
         pass
 
 
+class _Transcript:
+    """The streamed answer as sent, kept up to MAX_AUDIT_TEXT characters for the audit
+    row (a long stream must not grow the gateway's memory)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def append(self, text: str) -> None:
+        room = MAX_AUDIT_TEXT - self.size
+        if room > 0 and text:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 class _Guards:
     """One output guard per choice index (``n`` > 1 streams interleave choices)."""
 
@@ -292,7 +310,7 @@ class _Guards:
 
 async def _relay(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, chat: bool) -> None:
     guards = _Guards(gate, guarded)
-    out: list[str] = []
+    out = _Transcript()
     stopped = False
     try:
         async for raw in resp.content:
@@ -316,7 +334,7 @@ async def _relay(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, 
         ex.decision, ex.error = "upstream-error", f"upstream stream broke: {type(e).__name__}"
         await _send_event(send, {"error": {"message": ex.error, "type": "upstream_error"}})
     finally:
-        ex.response = "".join(out)[:MAX_AUDIT_TEXT]
+        ex.response = out.text()
         ex.response_redacted = _conceal(guarded, ex.response)
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
@@ -338,7 +356,7 @@ async def _forward(
     send: Send,
     ex: Exchange,
     chat: bool,
-    out: list[str],
+    out: _Transcript,
 ) -> bool:
     """Send one upstream event through the guards; True when a scanner stopped the stream."""
     event["model"] = ex.model
@@ -372,7 +390,7 @@ async def _flush(
     send: Send,
     ex: Exchange,
     chat: bool,
-    out: list[str],
+    out: _Transcript,
     event: dict[str, Any] | None,
     index: int,
 ) -> bool:
@@ -397,7 +415,7 @@ async def _flush_all(
     send: Send,
     ex: Exchange,
     chat: bool,
-    out: list[str],
+    out: _Transcript,
     event: dict[str, Any] | None,
 ) -> None:
     for index, guard in list(guards.by_index.items()):
