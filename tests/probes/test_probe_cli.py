@@ -291,3 +291,31 @@ def test_campaign_in_postgresql(ref: str, pg_url: str) -> None:
         result = s.load_campaign(run_id)
     assert len(rows) == result.totals["attempts"] == 24
     assert result.verdict == "FAIL"
+
+
+def test_reports_show_no_credentials(ref: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ORG_ID", "org-123")
+    user_url = ref.replace("http://", "http://alice:hunter2@") + "?token=abc"
+    out = tmp_path / "out"
+    code, _, err = run(
+        "probe",
+        "--target",
+        user_url,
+        "--model",
+        "reference-naive",
+        "--header",
+        "X-Secret: s3cr3t-value",
+        "--header",
+        "X-Org: env:ORG_ID",
+        "--families",
+        "packages",
+        "--output-dir",
+        str(out),
+        "--db",
+        str(tmp_path / "a.db"),
+    )
+    assert code == 1, err
+    for name in ("summary.json", "report.html", "junit.xml"):
+        text = (out / name).read_text()
+        assert "hunter2" not in text and "s3cr3t-value" not in text and "token=abc" not in text
+    assert "env:ORG_ID" in (out / "summary.json").read_text()

@@ -102,6 +102,14 @@ def test_http_statuses_map_to_kinds(status: int, kind: str, retryable: bool) -> 
     assert "nope" in str(err) and str(status) in str(err)
 
 
+def test_url_forms_keep_a_query_string() -> None:
+    t = OpenAITarget("https://x.example/openai/deployments/d?api-version=2024-02-01", "m")
+    assert (
+        t.endpoint
+        == "https://x.example/openai/deployments/d/chat/completions?api-version=2024-02-01"
+    )
+
+
 def test_url_forms() -> None:
     t = OpenAITarget("http://h:1/v1/", "m")
     assert t.endpoint == "http://h:1/v1/chat/completions"

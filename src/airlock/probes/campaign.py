@@ -168,6 +168,20 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration as reports show it: URLs without credentials, header values
+    hidden unless they only name an environment variable (``env:NAME``)."""
+
+    def target(t: dict[str, Any]) -> dict[str, Any]:
+        headers = {k: v if str(v).startswith("env:") else "***" for k, v in t["headers"].items()}
+        return {**t, "url": public_url(t["url"]), "headers": headers}
+
+    out = {**config, "targets": [target(t) for t in config["targets"]]}
+    if config.get("judge"):
+        out["judge"] = {**config["judge"], "target": target(config["judge"]["target"])}
+    return out
+
+
 def _file_hash(path: str) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -340,10 +354,7 @@ def _result(
         started_at=started_at,
         duration_s=duration,
         targets=[TargetInfo(t.label, public_url(t.url), t.model) for t in tconfs],
-        config={
-            **config,
-            "targets": [{**t, "url": public_url(t["url"])} for t in config["targets"]],
-        },
+        config=public_config(config),
         probes=probes,
         families=families,
         comparisons=comparisons,

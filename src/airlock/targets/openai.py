@@ -37,9 +37,7 @@ class OpenAITarget:
         stream: bool = False,
         max_connections: int = 256,
     ) -> None:
-        base = url.rstrip("/")
-        self.base = base.removesuffix("/chat/completions")
-        self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
+        self.base, self.endpoint = endpoint_of(url)
         self.model = model
         self.name = name or model
         self.url = url
@@ -135,6 +133,21 @@ class OpenAITarget:
             raise TargetError(
                 e.kind, f"{self.name}: {e.args[0]}" + (f" — {hint}" if hint else ""), e.status
             ) from None
+
+
+def endpoint_of(url: str) -> tuple[str, str]:
+    """(base URL, chat-completions URL) for what a user gives: a base URL (``…/v1``) or the
+    full endpoint; a query string (Azure's ``?api-version=…``) stays on the endpoint."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    base_path = path.removesuffix("/chat/completions")
+    base = urlunsplit((parts.scheme, parts.netloc, base_path, "", ""))
+    endpoint = urlunsplit(
+        (parts.scheme, parts.netloc, base_path + "/chat/completions", parts.query, "")
+    )
+    return base, endpoint
 
 
 def _int(value: Any) -> int | None:
