@@ -5,7 +5,12 @@ The model name picks the behaviour: ``echo`` answers with the last user message,
 empty choices list, ``flaky`` fails with 500 on every other request, ``ratelimit`` 429s
 the first request of each prompt, ``slow`` sleeps 2 s, ``drop`` closes the connection,
 ``auth`` answers 401, ``judge-yes``/``judge-no``/``judge-junk`` answer like an LLM
-judge would (or would not). Counts requests and the peak number in flight.
+judge would (or would not). For the gateway's review: ``reasonstream`` streams the echo as
+``reasoning_content``, ``tools``/``toolstream`` put it in a tool call's arguments, ``parts``
+answers with a list of content parts, ``cutstream`` breaks its stream off mid-way,
+``finalstream`` sends its last words with the ``finish_reason``, ``longline`` sends one
+4 MB event line, and ``logprobs: true`` gets the answer's tokens back as logprobs.
+Counts requests and the peak number in flight; keeps the last request body.
 """
 
 from __future__ import annotations
@@ -28,18 +33,32 @@ class Stats:
     seen: dict[str, int] = field(default_factory=dict)
     finished: int = 0
     cut_off: int = 0
+    last_body: dict[str, object] = field(default_factory=dict)
 
 
-def _completion(text: str, reasoning: str | None = None) -> dict[str, object]:
+def _completion(
+    text: str, reasoning: str | None = None, logprobs: bool = False
+) -> dict[str, object]:
     msg: dict[str, object] = {"role": "assistant", "content": text}
     if reasoning is not None:
         msg["reasoning_content"] = reasoning
+    choice: dict[str, object] = {"index": 0, "message": msg, "finish_reason": "stop"}
+    if logprobs:
+        choice["logprobs"] = _logprobs(text)
     return {
         "id": "x",
         "object": "chat.completion",
-        "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+        "choices": [choice],
         "usage": {"prompt_tokens": 3, "completion_tokens": len(text.split())},
     }
+
+
+def _logprobs(text: str) -> dict[str, object]:
+    return {"content": [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in text.split()]}
+
+
+def _tool_call(args: str) -> dict[str, object]:
+    return {"id": "call_1", "type": "function", "function": {"name": "send", "arguments": args}}
 
 
 def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
@@ -97,6 +116,7 @@ def make_app(stats: Stats, delay: float = 0.0) -> web.Application:
 
 async def _answer(request: web.Request, stats: Stats, delay: float) -> web.StreamResponse:
     body = await request.json()
+    stats.last_body = body
     model, last = body["model"], body["messages"][-1].get("content")
     if not isinstance(last, str):  # content parts, null: answer about their JSON
         last = json.dumps(last)
@@ -134,21 +154,79 @@ async def _answer(request: web.Request, stats: Stats, delay: float) -> web.Strea
     if model == "judge-junk":
         return web.json_response(_completion("I cannot grade this."))
     if model == "stream":
-        return await _stream(request, last)
+        return await _stream(request, last, logprobs=bool(body.get("logprobs")))
+    if model == "reasonstream":
+        return await _stream(request, last, field_="reasoning_content")
+    if model == "cutstream":
+        return await _stream(request, last, cut=True)
+    if model == "finalstream":
+        return await _stream(request, last, finish_last=True)
+    if model == "longline":
+        return await _stream(request, "x" * (4 << 20))
+    if model == "toolstream":
+        return await _tool_stream(request, json.dumps({"text": last}))
+    if model == "tools":
+        answer = _completion("")
+        answer["choices"][0]["message"] = {  # type: ignore[index]
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_tool_call(json.dumps({"text": last}))],
+        }
+        return web.json_response(answer)
+    if model == "parts":
+        answer = _completion("")
+        answer["choices"][0]["message"]["content"] = [  # type: ignore[index]
+            {"type": "text", "text": f"echo: {last}"}
+        ]
+        return web.json_response(answer)
     if model == "slowstream":
         return await _slow_stream(request, stats)
-    return web.json_response(_completion(f"echo: {last}"))
+    return web.json_response(_completion(f"echo: {last}", logprobs=bool(body.get("logprobs"))))
 
 
-async def _stream(request: web.Request, text: str) -> web.StreamResponse:
+async def _stream(
+    request: web.Request,
+    text: str,
+    field_: str = "content",
+    logprobs: bool = False,
+    cut: bool = False,
+    finish_last: bool = False,
+) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
     words = f"echo: {text}".split(" ")
     for i, word in enumerate(words):
         piece = word if i == len(words) - 1 else word + " "
-        chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
-        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        choice: dict[str, object] = {"index": 0, "delta": {field_: piece}}
+        if logprobs:
+            choice["logprobs"] = _logprobs(piece)
+        if finish_last and i == len(words) - 1:
+            choice["finish_reason"] = "stop"
+        await resp.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+        if cut and i == len(words) // 2:
+            assert request.transport is not None
+            request.transport.close()  # mid-stream, no final chunk: a broken stream
+            return resp
     done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    if not finish_last:
+        await resp.write(f"data: {json.dumps(done)}\n\n".encode())
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+async def _tool_stream(request: web.Request, args: str) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    first = {"index": 0, **_tool_call("")}
+    events: list[dict[str, object]] = [{"role": "assistant", "tool_calls": [first]}]
+    events += [
+        {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 7]}}]}
+        for i in range(0, len(args), 7)
+    ]
+    for delta in events:
+        chunk = {"choices": [{"index": 0, "delta": delta}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    done = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
     await resp.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
     return resp
 

@@ -57,10 +57,24 @@ class Exchange:
     prompt_redacted: str = ""
     response: str = ""
     response_redacted: str = ""
+    key: ClientKey | None = None
 
     def fail(self, err: HTTPError, decision: str = "rejected") -> None:
-        self.status, self.error = err.status, err.message
+        self.status, self.error = err.status, err.detail
         self.decision = decision
+
+
+# The method each path answers; another method on a known path is a 405, not a 404.
+METHODS = {
+    "/v1/chat/completions": "POST",
+    "/v1/completions": "POST",
+    "/v1/embeddings": "POST",
+    "/v1/models": "GET",
+    "/healthz": "GET",
+    "/metrics": "GET",
+}
+AUDIT_BACKLOG = 1000  # rows waiting: past this, submit off the event loop (it may block)
+CHARS_PER_TOKEN = 4  # to charge a token budget when the upstream reports no usage
 
 
 class Gate:
@@ -159,7 +173,7 @@ class Gate:
         self.metrics.in_flight += 1
         try:
             if handler is None:
-                raise HTTPError(404, f"no route {method} {path}", code="not_found")
+                raise _no_route(method, path)
             await handler(scope, receive, send, ex)
         except HTTPError as e:
             ex.fail(e, _decision(e))
@@ -176,19 +190,43 @@ class Gate:
             )
         finally:
             self.metrics.in_flight -= 1
+            self._spend(ex)
             self._finish(ex)
+
+    def _spend(self, ex: Exchange) -> None:
+        """Charge the key's token budget for whatever reached the model, whatever happened
+        after (a stream without usage, a block, a disconnect): estimated when not reported."""
+        if ex.key is None or ex.upstream is None:
+            return
+        prompt = ex.prompt_tokens
+        if prompt is None:
+            prompt = len(ex.prompt) // CHARS_PER_TOKEN
+        completion = ex.completion_tokens
+        if completion is None:
+            completion = len(ex.response) // CHARS_PER_TOKEN
+        self.limiter.spend(ex.key, prompt + completion)
 
     def _finish(self, ex: Exchange) -> None:
         seconds = time.monotonic() - ex.started
-        self.metrics.request_done(ex.model or "-", ex.decision, ex.status, seconds)
+        # a client-chosen model name is no label: unknown names would grow /metrics forever
+        label = ex.model if ex.model in self.config.models else "-"
+        self.metrics.request_done(label, ex.decision, ex.status, seconds)
         if self.audit is not None and ex.path != "/v1/models":
             from airlock.gate.wiring import audit_record
 
-            try:
-                self.audit.submit(audit_record(ex, seconds, self.config.store))
-            except Exception as e:  # a failing audit log shows on /healthz (503)
-                self.audit_failures += 1
-                self.audit_error = f"{type(e).__name__}: {e}"
+            record = audit_record(ex, seconds, self.config.store)
+            if getattr(self.audit, "pending", 0) > AUDIT_BACKLOG:  # submit may block now
+                # the response is sent; the row waits in a worker thread, not the event loop
+                asyncio.get_running_loop().run_in_executor(None, self._submit, record)
+            else:
+                self._submit(record)
+
+    def _submit(self, record: Any) -> None:
+        try:
+            self.audit.submit(record)
+        except Exception as e:  # a failing audit log shows on /healthz (503)
+            self.audit_failures += 1
+            self.audit_error = f"{type(e).__name__}: {e}"
 
     async def _health(self, send: Send) -> None:
         """200 while requests can be served and audited; 503 when the audit log fails."""
@@ -220,7 +258,7 @@ class Gate:
                 "missing or invalid API key (Authorization: Bearer alk-…)",
                 code="invalid_api_key",
             )
-        ex.key_id = key.id
+        ex.key_id, ex.key = key.id, key
         return key
 
     def _admit(self, key: ClientKey | None, model: str) -> None:
@@ -255,23 +293,37 @@ class Gate:
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
+        from airlock.gate import relay
+
         payload, key = await self._request(scope, receive, ex)
         model = ex.model or ""
         self._admit(key, model)
         opened = await self.upstreams.open(
             self.config.models[model], "/embeddings", payload, self.metrics.upstream_error
         )
-        ex.upstream = opened.upstream.base
+        ex.upstream = opened.upstream.name
         async with opened.response as resp:
-            data = await _read_json(resp)
+            if resp.status >= 400:
+                await relay.pass_error(resp, send, ex)
+                return
+            data = await relay.read_json(resp)
+        relay.usage_of(ex, data)
         ex.status = resp.status
-        await send_json(send, resp.status, {**data, "model": model} if resp.status < 400 else data)
+        await send_json(send, resp.status, {**data, "model": model})
 
     async def _request(
         self, scope: Scope, receive: Receive, ex: Exchange
     ) -> tuple[dict[str, Any], ClientKey | None]:
-        body = await read_body(receive, self.config.max_body_bytes)
-        key = self._auth(scope, ex)
+        key = self._auth(scope, ex)  # before the body: a stranger's megabyte is not read
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                body = await read_body(receive, self.config.max_body_bytes)
+        except TimeoutError:
+            raise HTTPError(
+                408,
+                f"the request body did not arrive within {self.config.body_timeout_s} s",
+                code="request_timeout",
+            ) from None
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -305,7 +357,7 @@ class Gate:
         opened = await self.upstreams.open(
             self.config.models[ex.model or ""], path, body, self.metrics.upstream_error
         )
-        ex.upstream = opened.upstream.base
+        ex.upstream = opened.upstream.name
         if opened.response.status >= 400:
             async with opened.response as resp:
                 await relay.pass_error(resp, send, ex)
@@ -319,20 +371,24 @@ class Gate:
         else:
             async with opened.response as resp:
                 await relay.whole(self, resp, send, ex, guarded, chat)
-        if key is not None:
-            self.limiter.spend(key, (ex.prompt_tokens or 0) + (ex.completion_tokens or 0))
+
+
+def _no_route(method: str, path: str) -> HTTPError:
+    allowed = METHODS.get(path)
+    if allowed is None:
+        return HTTPError(404, f"no route {method} {path}", code="not_found")
+    return HTTPError(
+        405,
+        f"{path} takes {allowed}, not {method}",
+        code="method_not_allowed",
+        headers=[(b"allow", allowed.encode())],
+    )
 
 
 def _decision(err: HTTPError) -> str:
     if err.code == "content_filter":
         return "blocked"
     return "upstream-error" if err.type == "upstream_error" else "rejected"
-
-
-async def _read_json(resp: Any) -> dict[str, Any]:
-    from airlock.gate.relay import read_json
-
-    return await read_json(resp)
 
 
 async def _try(coro: Any) -> None:

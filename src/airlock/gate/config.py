@@ -12,7 +12,7 @@ Upstreams come only from this file, never from a request. Example::
         - {url: "http://10.0.0.2:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct"}  # fallback
     guard: default                 # off, default, or {input: {...}, output: {...}}
     audit: {store: redacted}       # full | redacted | hash
-    limits: {max_body_bytes: 1048576, stream_window: 128}
+    limits: {max_body_bytes: 1048576, stream_window: 128, body_timeout_s: 30}
 """
 
 from __future__ import annotations
@@ -39,6 +39,13 @@ class Upstream:
     def base(self) -> str:
         return self.url.rstrip("/").removesuffix("/chat/completions")
 
+    @property
+    def name(self) -> str:
+        """The base URL without user:password, for logs, metrics and the audit."""
+        scheme, _, rest = self.base.partition("://")
+        host, slash, path = rest.partition("/")
+        return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -51,6 +58,7 @@ class GateConfig:
     store: str = "redacted"
     max_body_bytes: int = 1 << 20
     stream_window: int = 128
+    body_timeout_s: int = 30  # a client gets this long to send its whole body (slowloris)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,6 +118,9 @@ def parse_config(data: Any, where: str = "gate.yaml") -> GateConfig:
         ),
         stream_window=_int(
             limits.get("stream_window", 128), f"{where}: limits.stream_window", 0, 1 << 20
+        ),
+        body_timeout_s=_int(
+            limits.get("body_timeout_s", 30), f"{where}: limits.body_timeout_s", 1, 3600
         ),
     )
 

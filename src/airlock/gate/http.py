@@ -16,7 +16,11 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-
 
 
 class HTTPError(Exception):
-    """An error the client gets as an OpenAI-style body: ``{"error": {...}}``."""
+    """An error the client gets as an OpenAI-style body: ``{"error": {...}}``.
+
+    ``detail`` is what the audit log keeps instead of ``message`` when the client must not
+    see it (upstream addresses, for one).
+    """
 
     def __init__(
         self,
@@ -26,10 +30,12 @@ class HTTPError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail or message
         self.type = type_
         self.code = code
         self.param = param

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -21,6 +22,9 @@ from typing import Any
 from airlock.store import StoreError, _connect_pg, _connect_sqlite, _safe
 
 CACHE_S = 5.0
+# What a presented key may look like before it costs a lookup or a cache entry: ids are
+# 8 hex digits and secrets 32 URL-safe characters today; a little room either way.
+KEY_FORMAT = re.compile(r"alk-([0-9a-f]{4,32})-([A-Za-z0-9_-]{16,128})")
 PG_SCHEMES = ("postgresql://", "postgres://")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gate_keys (
@@ -123,15 +127,16 @@ class KeyStore:
 
     def check(self, presented: str) -> ClientKey | None:
         """The active key ``presented`` is, or None (unknown, malformed, wrong or revoked)."""
-        parts = presented.split("-", 2)
-        if len(parts) != 3 or parts[0] != "alk" or not parts[1] or not parts[2]:
+        form = KEY_FORMAT.fullmatch(presented)
+        if form is None:  # malformed: no database query, no cache entry
             return None
-        entry = self._lookup(parts[1])
+        key_id, secret = form.groups()
+        entry = self._lookup(key_id)
         if entry is None:
-            hmac.compare_digest(_hash(parts[2]), _hash(""))  # same work either way
+            hmac.compare_digest(_hash(secret), _hash(""))  # same work either way
             return None
         key, digest = entry
-        return key if hmac.compare_digest(_hash(parts[2]), digest) else None
+        return key if hmac.compare_digest(_hash(secret), digest) else None
 
     def _lookup(self, key_id: str) -> tuple[ClientKey, str] | None:
         now = time.monotonic()

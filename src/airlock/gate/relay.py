@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 
 from airlock.gate.http import SSE_HEADERS, Disconnected, HTTPError, Receive, Send, dumps, send_json
 
@@ -15,6 +19,10 @@ if TYPE_CHECKING:
 
 MAX_UPSTREAM_BODY = 32 << 20
 MAX_AUDIT_TEXT = 64 << 10
+# Model text a message or delta carries besides ``content`` (and tool-call arguments):
+# each is scanned like the content, on its own sliding window when streamed.
+TEXT_FIELDS = ("reasoning_content", "reasoning", "refusal")
+AUDITED = ("content", "text", "part", "tool", "fn")  # the pieces the audit row keeps
 
 
 def _bad_upstream(message: str) -> HTTPError:
@@ -136,19 +144,28 @@ async def read_json(resp: Any) -> dict[str, Any]:
 
 
 async def pass_error(resp: Any, send: Send, ex: Exchange) -> None:
-    """An upstream's 4xx goes back to the client, reshaped as an OpenAI-style error."""
+    """An upstream's 4xx goes back to the client, reshaped as an OpenAI-style error.
+
+    The upstream refusing the gateway's own credentials (401, 403, 407) is a 502: passed
+    on as is, the client would take it for a verdict on its own key.
+    """
     raw = await resp.content.read(64 << 10)
     try:
         data = json.loads(raw)
         message = data["error"]["message"] if isinstance(data.get("error"), dict) else str(data)
     except (ValueError, TypeError, KeyError, AttributeError):
         message = raw[:300].decode("utf-8", "replace")
-    ex.status, ex.decision, ex.error = resp.status, "upstream-error", f"upstream: {message}"
-    err = HTTPError(resp.status, f"upstream: {message}", type_="upstream_error")
-    await send_json(send, resp.status, err.body())
+    status, shown = resp.status, f"upstream: {message}"
+    if status in (401, 403, 407):
+        status, shown = 502, f"the upstream refused the gateway's credentials (HTTP {status})"
+    ex.status, ex.decision = status, "upstream-error"
+    ex.error = f"upstream HTTP {resp.status}: {message}"
+    err = HTTPError(status, shown, type_="upstream_error")
+    await send_json(send, status, err.body())
 
 
-def _usage(ex: Exchange, data: dict[str, Any]) -> None:
+def usage_of(ex: Exchange, data: dict[str, Any]) -> None:
+    """Token counts from an upstream answer or stream event, when it reports them."""
     usage = data.get("usage")
     if isinstance(usage, dict):
         for field_, key in (
@@ -159,14 +176,36 @@ def _usage(ex: Exchange, data: dict[str, Any]) -> None:
                 setattr(ex, field_, usage[key])
 
 
-def _slot(choice: dict[str, Any], chat: bool, delta: bool) -> tuple[dict[str, Any], str] | None:
-    """Where a choice keeps its text: (container, key)."""
+def pieces(choice: dict[str, Any], chat: bool, delta: bool) -> Iterator[tuple[Any, Any, str]]:
+    """Every piece of model text in one choice: ``(slot, container, key)`` with
+    ``container[key]`` a string; ``slot`` names the piece within the choice (content,
+    a content part, reasoning, a tool call's arguments) so a stream keeps one guard each."""
     if not chat:
-        return (choice, "text") if isinstance(choice.get("text"), str) else None
+        if isinstance(choice.get("text"), str):
+            yield ("text",), choice, "text"
+        return
     box = choice.get("delta" if delta else "message")
-    if isinstance(box, dict) and isinstance(box.get("content"), str):
-        return box, "content"
-    return None
+    if not isinstance(box, dict):
+        return
+    content = box.get("content")
+    if isinstance(content, str):
+        yield ("content",), box, "content"
+    elif isinstance(content, list):  # some servers answer with content parts
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield ("part", j), part, "text"
+    for name in TEXT_FIELDS:
+        if isinstance(box.get(name), str):
+            yield (name,), box, name
+    calls = box.get("tool_calls")
+    for j, call in enumerate(calls if isinstance(calls, list) else []):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            at = call.get("index", j)
+            yield ("tool", at if isinstance(at, int) else j), fn, "arguments"
+    legacy = box.get("function_call")
+    if isinstance(legacy, dict) and isinstance(legacy.get("arguments"), str):
+        yield ("fn",), legacy, "arguments"
 
 
 async def whole(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, chat: bool) -> None:
@@ -189,10 +228,16 @@ async def as_stream(
         "object": "chat.completion.chunk" if chat else "text_completion",
     }
     for i, choice in enumerate(c for c in data["choices"] if isinstance(c, dict)):
-        slot = _slot(choice, chat, False)
-        text = slot[0][slot[1]] if slot else ""
+        got = pieces(choice, chat, False)
+        text = "".join(box[key] for slot, box, key in got if slot[0] in ("content", "text", "part"))
         index = choice.get("index", i)
         body: dict[str, Any] = {"role": "assistant", "content": text}
+        message = choice.get("message") if chat else None
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if isinstance(calls, list) and calls:  # a tool call is the answer: keep it
+            body["tool_calls"] = [
+                {**c, "index": j} for j, c in enumerate(calls) if isinstance(c, dict)
+            ]
         part = {"index": index, "delta": body} if chat else {"index": index, "text": text}
         await _send_event(send, {**base, "choices": [part]})
         empty: dict[str, Any] = {}
@@ -207,18 +252,17 @@ async def _checked(gate: Gate, resp: Any, ex: Exchange, guarded: Any, chat: bool
     choices = data.get("choices")
     if not isinstance(choices, list):
         raise _bad_upstream("upstream answer has no choices")
-    _usage(ex, data)
+    usage_of(ex, data)
     texts = []
     for choice in choices:
-        slot = _slot(choice, chat, False) if isinstance(choice, dict) else None
-        if slot is None:
+        if not isinstance(choice, dict):
             continue
-        box, key = slot
-        box[key] = _check_output(gate, ex, guarded, box[key])
-        texts.append(box[key])
-        reasoning = box.get("reasoning_content")
-        if isinstance(reasoning, str):
-            box["reasoning_content"] = _check_output(gate, ex, guarded, reasoning)
+        if gate.pipeline is not None and choice.get("logprobs") is not None:
+            choice["logprobs"] = None  # the tokens of the answer before its redaction
+        for slot, box, key in pieces(choice, chat, False):
+            box[key] = _check_output(gate, ex, guarded, box[key])
+            if slot[0] in AUDITED:
+                texts.append(box[key])
     ex.response = "\n".join(texts)[:MAX_AUDIT_TEXT]
     ex.response_redacted = _conceal(guarded, ex.response)
     data["model"] = ex.model
@@ -289,23 +333,30 @@ class _Transcript:
 
 
 class _Guards:
-    """One output guard per choice index (``n`` > 1 streams interleave choices)."""
+    """One output guard per piece of text of each choice: ``(index, slot)`` (``n`` > 1
+    streams interleave choices; content, reasoning and each tool call's arguments are
+    separate texts that arrive side by side)."""
 
     def __init__(self, gate: Gate, guarded: Any) -> None:
         self.gate, self.guarded = gate, guarded
-        self.by_index: dict[int, Any] = {}
+        self.by_key: dict[tuple[int, Any], Any] = {}
 
-    def get(self, index: int) -> Any:
+    def get(self, index: int, slot: Any) -> Any:
         if self.gate.pipeline is None:
             return None
-        if index not in self.by_index:
+        if (index, slot) not in self.by_key:
             g = self.guarded
-            self.by_index[index] = self.gate.pipeline.stream(
+            self.by_key[index, slot] = self.gate.pipeline.stream(
                 g.vault if g else None,
                 g.context if g else None,
                 window=self.gate.config.stream_window,
             )
-        return self.by_index[index]
+        return self.by_key[index, slot]
+
+    def of(self, index: int | None) -> list[tuple[Any, Any]]:
+        """(slot, guard) of one choice, or of every choice (None), popped."""
+        keys = [k for k in self.by_key if index is None or k[0] == index]
+        return [(k, self.by_key.pop(k)) for k in keys]
 
 
 async def _relay(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, chat: bool) -> None:
@@ -321,16 +372,23 @@ async def _relay(gate: Gate, resp: Any, send: Send, ex: Exchange, guarded: Any, 
             if payload == b"[DONE]":
                 break
             event = _event(payload)
-            _usage(ex, event)
+            usage_of(ex, event)
             if await _forward(gate, event, guards, send, ex, chat, out):
                 stopped = True  # by a scanner; its final event is sent
                 break
         if not stopped:
-            await _flush_all(gate, guards, send, ex, chat, out, None)
+            await _flush(gate, guards.of(None), send, ex, chat, out, None, {})
     except HTTPError as e:  # garbage from upstream mid-stream
         ex.decision, ex.error = "upstream-error", e.message
         await _send_event(send, {"error": e.body()["error"]})
-    except (TimeoutError, ValueError, ConnectionError) as e:
+    except (
+        TimeoutError,
+        ValueError,
+        ConnectionError,
+        aiohttp.ClientError,
+        HttpProcessingError,
+    ) as e:
+        # HttpProcessingError: LineTooLong, an event line past aiohttp's bound
         ex.decision, ex.error = "upstream-error", f"upstream stream broke: {type(e).__name__}"
         await _send_event(send, {"error": {"message": ex.error, "type": "upstream_error"}})
     finally:
@@ -364,74 +422,91 @@ async def _forward(
         if not isinstance(choice, dict):
             continue
         index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
-        guard = guards.get(index)
-        slot = _slot(choice, chat, True)
-        if guard is not None and slot is not None:
-            box, key = slot
-            safe, verdict = guard.feed(box[key])
-            if verdict is not None:
-                await _stop(gate, send, ex, verdict, chat, event)
-                return True
-            box[key] = safe
-            out.append(safe)
-        elif slot is not None:
-            out.append(slot[0][slot[1]])
-        if choice.get("finish_reason") and guard is not None:
-            if await _flush(gate, guard, send, ex, chat, out, event, index):
-                return True
-            guards.by_index.pop(index, None)
+        if gate.pipeline is not None and choice.get("logprobs") is not None:
+            choice["logprobs"] = None  # the tokens of text the window has not released
+        here: dict[Any, tuple[Any, str]] = {}
+        for slot, box, key in pieces(choice, chat, True):
+            here[slot] = (box, key)
+            guard = guards.get(index, slot)
+            if guard is not None:
+                safe, verdict = guard.feed(box[key])
+                if verdict is not None:
+                    await _stop(gate, send, ex, verdict, chat, event, index)
+                    return True
+                box[key] = safe
+            if slot[0] in AUDITED:
+                out.append(box[key])
+        ending = guards.of(index) if choice.get("finish_reason") else []
+        if ending and await _flush(gate, ending, send, ex, chat, out, event, here):
+            return True
     await _send_event(send, event)
     return False
 
 
 async def _flush(
     gate: Gate,
-    guard: Any,
+    ending: list[tuple[Any, Any]],
     send: Send,
     ex: Exchange,
     chat: bool,
     out: _Transcript,
     event: dict[str, Any] | None,
-    index: int,
+    here: dict[Any, tuple[Any, str]],
 ) -> bool:
-    """Send the text a guard still holds (before the event that ends its choice)."""
-    rest, verdict = guard.finish()
-    if verdict is not None:
-        await _stop(gate, send, ex, verdict, chat, event or {})
-        return True
-    _record(gate, ex, guard.verdicts)  # redactions and flags made along the stream
-    if rest:
-        out.append(rest)
-        delta: dict[str, Any] = {"content": rest} if chat else {}
-        choice = {"index": index, "delta": delta} if chat else {"index": index, "text": rest}
-        base = {k: v for k, v in (event or {}).items() if k in ("id", "object", "created", "model")}
-        await _send_event(send, {**base, "model": ex.model, "choices": [choice]})
+    """Release what ending guards still hold: into the event that ends their choice when
+    it carries that piece (so the text keeps its order), else in an event of its own sent
+    before it. True when a scanner stopped the stream."""
+    for (index, slot), guard in ending:
+        rest, verdict = guard.finish()
+        if verdict is not None:
+            await _stop(gate, send, ex, verdict, chat, event or {}, index)
+            return True
+        _record(gate, ex, guard.verdicts)  # redactions and flags made along the stream
+        if not rest:
+            continue
+        if slot[0] in AUDITED:
+            out.append(rest)
+        if slot in here:
+            box, key = here[slot]
+            box[key] += rest
+            continue
+        base = {k: v for k, v in (event or {}).items() if k in ("id", "object", "created")}
+        await _send_event(send, {**base, "model": ex.model, "choices": [_rest(slot, index, rest)]})
     return False
 
 
-async def _flush_all(
-    gate: Gate,
-    guards: _Guards,
-    send: Send,
-    ex: Exchange,
-    chat: bool,
-    out: _Transcript,
-    event: dict[str, Any] | None,
-) -> None:
-    for index, guard in list(guards.by_index.items()):
-        if await _flush(gate, guard, send, ex, chat, out, event, index):
-            return
+def _rest(slot: Any, index: int, rest: str) -> dict[str, Any]:
+    """A stream choice carrying the held-back end of one piece of text."""
+    kind = slot[0]
+    if kind == "text":
+        return {"index": index, "text": rest}
+    delta: dict[str, Any]
+    if kind == "tool":
+        delta = {"tool_calls": [{"index": slot[1], "function": {"arguments": rest}}]}
+    elif kind == "fn":
+        delta = {"function_call": {"arguments": rest}}
+    elif kind == "part":
+        delta = {"content": rest}
+    else:
+        delta = {kind: rest}
+    return {"index": index, "delta": delta}
 
 
 async def _stop(
-    gate: Gate, send: Send, ex: Exchange, verdict: Any, chat: bool, event: dict[str, Any]
+    gate: Gate,
+    send: Send,
+    ex: Exchange,
+    verdict: Any,
+    chat: bool,
+    event: dict[str, Any],
+    index: int = 0,
 ) -> None:
     """End the stream because a scanner blocked: a final content_filter event."""
     _record(gate, ex, [verdict])
     err = _blocked(ex, verdict, "output")
     ex.decision, ex.error = "blocked", err.message
     base = {k: v for k, v in event.items() if k in ("id", "object", "created")}
-    choice: dict[str, Any] = {"index": 0, "finish_reason": "content_filter"}
+    choice: dict[str, Any] = {"index": index, "finish_reason": "content_filter"}
     if chat:
         choice["delta"] = {}
     else:

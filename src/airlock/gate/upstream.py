@@ -52,7 +52,8 @@ class Upstreams:
         Raises:
             HTTPError: 502 (or 504 if the last one timed out) when every upstream failed.
         """
-        failures: list[str] = []
+        failures: list[str] = []  # for the audit and metrics: upstream addresses, no secrets
+        reasons: list[str] = []  # for the client: no addresses
         timed_out = False
         for up in ups:
             headers = {"Content-Type": "application/json"}
@@ -70,23 +71,25 @@ class Upstreams:
                     timeout=timeout,
                 )
             except TimeoutError:
-                failures.append(f"{up.base}: timed out")
+                reasons.append("timed out")
                 timed_out = True
             except aiohttp.ClientError as e:
-                failures.append(f"{up.base}: {type(e).__name__}")
+                reasons.append(type(e).__name__)
                 timed_out = False
             else:
                 if resp.status < 500:
                     return Opened(up, resp, failures)
-                failures.append(f"{up.base}: HTTP {resp.status}")
+                reasons.append(f"HTTP {resp.status}")
                 resp.release()
                 timed_out = False
+            failures.append(f"{up.name}: {reasons[-1]}")
             if on_error is not None:
-                on_error(up.base, failures[-1])
+                on_error(up.name, reasons[-1])
         status = 504 if timed_out else 502
         raise HTTPError(
             status,
-            "every upstream failed: " + "; ".join(failures),
+            f"every upstream failed ({len(reasons)} tried): " + "; ".join(reasons),
             type_="upstream_error",
             code="upstream_unavailable",
+            detail="every upstream failed: " + "; ".join(failures),
         )
