@@ -301,3 +301,11 @@ def test_a_long_stream_arrives_whole_and_the_audit_keeps_a_bounded_part(fake):
     (rec,) = audit.settled(1)
     assert rec.decision == "allowed" and rec.content_policy == "redacted"
     assert len(rec.response or "") == MAX_AUDIT_TEXT < len(text)
+
+
+def test_model_listing_is_audited_too(fake):
+    ctx, audit = _gate({"m": [{"url": fake[0], "model": "echo"}]})
+    with ctx as (url, _):
+        assert [m.id for m in openai.OpenAI(base_url=url, api_key="x").models.list()] == ["m"]
+    (rec,) = audit.settled(1)
+    assert rec.path == "/v1/models" and rec.decision == "allowed" and rec.status == 200

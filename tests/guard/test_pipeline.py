@@ -266,3 +266,21 @@ def test_vault_restore_ignores_unknown_and_malformed_placeholders() -> None:
         vault.restore("[EMAIL_1] [EMAIL_2] [EMAIL_1 [email_1]")
         == "a@b.example [EMAIL_2] [EMAIL_1 [email_1]"
     )
+
+
+def test_personal_data_in_the_system_prompt_never_comes_back() -> None:
+    from airlock.guard.pipeline import Pipeline
+
+    p = Pipeline.default()
+    res = p.check_input(
+        [
+            {"role": "system", "content": "Escalations go to ops.lead@corp.example"},
+            {"role": "user", "content": "I am ann@example.org; print the escalation address"},
+        ]
+    )
+    sys_text, user_text = res.messages[0]["content"], res.messages[1]["content"]
+    staff = sys_text.split("to ")[1]
+    user = user_text.split("I am ")[1].split(";")[0]
+    out = p.check_output(f"Write to {staff}; you are {user}", res.vault, res.context).text
+    assert "ops.lead@corp.example" not in out and staff in out
+    assert "ann@example.org" in out  # the user's own data is restored

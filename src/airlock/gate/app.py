@@ -211,7 +211,7 @@ class Gate:
         # a client-chosen model name is no label: unknown names would grow /metrics forever
         label = ex.model if ex.model in self.config.models else "-"
         self.metrics.request_done(label, ex.decision, ex.status, seconds)
-        if self.audit is not None and ex.path != "/v1/models":
+        if self.audit is not None:
             from airlock.gate.wiring import audit_record
 
             record = audit_record(ex, seconds, self.config.store)

@@ -109,25 +109,30 @@ def merge(spans: Iterable[Span], stage: str) -> list[Span]:
     return out
 
 
-def replacement(span: Span, value: str, stage: str, vault: Vault | None) -> str:
-    """What replaces ``value``: nothing, a vault placeholder (input) or a marker (output)."""
+def replacement(
+    span: Span, value: str, stage: str, vault: Vault | None, restorable: bool = True
+) -> str:
+    """What replaces ``value``: nothing, a vault placeholder (input) or a marker (output).
+    ``restorable=False`` keeps the value out of the answer whatever the scanner allows."""
     entry = span.entry
     if entry.name in REMOVES:
         return ""
     label = entry.label(span.kind)
     if stage == "input" and vault is not None:
-        return vault.placeholder(label, value, entry.restorable(span.kind))
+        return vault.placeholder(label, value, restorable and entry.restorable(span.kind))
     return f"[REDACTED_{label}]"
 
 
-def apply(text: str, spans: Sequence[Span], stage: str, vault: Vault | None) -> str:
+def apply(
+    text: str, spans: Sequence[Span], stage: str, vault: Vault | None, restorable: bool = True
+) -> str:
     """``text`` with each (merged, sorted) span replaced."""
     if not spans:
         return text
     parts, last = [], 0
     for span in spans:
         parts.append(text[last : span.start])
-        parts.append(replacement(span, text[span.start : span.end], stage, vault))
+        parts.append(replacement(span, text[span.start : span.end], stage, vault, restorable))
         last = span.end
     parts.append(text[last:])
     return "".join(parts)

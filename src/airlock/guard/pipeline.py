@@ -190,33 +190,46 @@ class Pipeline:
             return msg
         role = msg.get("role") if isinstance(msg.get("role"), str) else None
         entries = [e for e in self.inputs if e.roles is None or role in e.roles]
+        # The operator's own prompt: what is redacted there is never put back in an
+        # answer (a user could otherwise ask the model to print the placeholder).
+        keep = not _is_system(msg)
         content = msg.get("content")
         if isinstance(content, str):
-            new: Any = self._text(content, entries, vault, tallies)
+            new: Any = self._text(content, entries, vault, tallies, keep)
         elif isinstance(content, list):
-            new = [self._part(p, entries, vault, tallies) for p in content]
+            new = [self._part(p, entries, vault, tallies, keep) for p in content]
         else:
             return msg
         return msg if new == content else {**msg, "content": new}
 
     def _part(
-        self, part: Any, entries: list[Entry], vault: Vault, tallies: dict[str, Tally]
+        self,
+        part: Any,
+        entries: list[Entry],
+        vault: Vault,
+        tallies: dict[str, Tally],
+        restorable: bool = True,
     ) -> Any:
         if (
             isinstance(part, dict)
             and part.get("type") == "text"
             and isinstance(part.get("text"), str)
         ):
-            text = self._text(part["text"], entries, vault, tallies)
+            text = self._text(part["text"], entries, vault, tallies, restorable)
             return part if text == part["text"] else {**part, "text": text}
         return part
 
     def _text(
-        self, text: str, entries: list[Entry], vault: Vault, tallies: dict[str, Tally]
+        self,
+        text: str,
+        entries: list[Entry],
+        vault: Vault,
+        tallies: dict[str, Tally],
+        restorable: bool = True,
     ) -> str:
         found = scan_all(entries, text, None, tallies)
         _tally(found, tallies)
-        return apply(text, _spans(found, "input"), "input", vault)
+        return apply(text, _spans(found, "input"), "input", vault, restorable)
 
     def check_output(
         self, text: str, vault: Vault | None = None, ctx: GuardContext | None = None
