@@ -83,7 +83,7 @@ def test_two_writers_on_one_database_keep_one_chain(db: str) -> None:
         for th in pool:
             th.join()
     check(db, {f"{who}-{i}" for who in "ab" for i in range(n)})
-    assert interleaved(db) > 2
+    assert interleaved(db) >= 2  # the appends really alternated (p…q…p at least)
 
 
 WRITER_PROC = """
@@ -97,8 +97,8 @@ with AuditWriter(where, batch_rows=50, batch_s=0.02) as w:
         time.sleep(0.005)
     for i in range(n):  # paced like a busy gateway, not a flood: SQLite locks are not fair
         w.submit(AuditRecord(request_id=f"{who}-{i}", status=200))
-        if i % 3 == 0:
-            time.sleep(0.001)
+        if i % 2 == 0:
+            time.sleep(0.002)
 """
 
 
@@ -125,7 +125,7 @@ def test_two_gateway_processes_on_one_database_keep_one_chain(db: str, tmp_path:
     (tmp_path / "go").touch()
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     check(db, {f"{who}-{i}" for who in "pq" for i in range(n)})
-    assert interleaved(db) > 2
+    assert interleaved(db) >= 2  # the appends really alternated (p…q…p at least)
 
 
 def test_close_drains_the_queue(tmp_path: Path) -> None:
