@@ -53,3 +53,30 @@ def test_unreachable_postgres_is_a_store_error_without_the_password() -> None:
     with pytest.raises(StoreError) as e:
         Store("postgresql://u:hunter2@127.0.0.1:1/none?connect_timeout=2")
     assert "hunter2" not in str(e.value) and "***" in str(e.value)
+
+
+def test_two_processes_opening_a_new_database_at_once(tmp_path) -> None:
+    """Switching a new SQLite file to WAL can find it locked (SQLite's busy timeout does
+    not cover it): processes starting together must all still open it."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time, pathlib\n"
+        "from airlock.gate.audit import AuditWriter\n"
+        "go = pathlib.Path(sys.argv[2])\n"
+        "while not go.exists(): time.sleep(0.001)\n"
+        "with AuditWriter(sys.argv[1]): pass\n"
+    )
+    for round_ in range(6):
+        db, go = tmp_path / f"new{round_}.db", tmp_path / f"go{round_}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(db), str(go)], stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        time.sleep(0.5)  # all three imported and waiting
+        go.touch()
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.decode()

@@ -397,9 +397,25 @@ def _connect_sqlite(where: str) -> sqlite3.Connection:
     path = Path(where.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
+    wal(conn)
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def wal(conn: sqlite3.Connection, patience_s: float = 10.0) -> None:
+    """Switch a SQLite connection to WAL mode. Two processes opening a new file at once
+    can find it locked: SQLite's busy timeout does not cover this switch, so retry."""
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _connect_pg(url: str) -> Any:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from airlock.store import wal
+
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 # Table names start with audit_ so the log can share a file with the results database.
@@ -101,7 +103,7 @@ class AuditDb:
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (BEGIN IMMEDIATE to append).
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        wal(conn)
         return conn
 
     def _connect_pg(self) -> Any:
