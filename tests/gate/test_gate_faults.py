@@ -309,3 +309,28 @@ def test_model_listing_is_audited_too(fake):
         assert [m.id for m in openai.OpenAI(base_url=url, api_key="x").models.list()] == ["m"]
     (rec,) = audit.settled(1)
     assert rec.path == "/v1/models" and rec.decision == "allowed" and rec.status == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "over", "needle"),
+    [
+        ({"chat_template": "{{ cycler.__init__.__globals__ }}"}, {}, "chat_template"),
+        ({"n": 50}, {}, "'n'"),
+        ({"logit_bias": {"1": 5}}, {"fields": {"allow": ["messages", "stream"]}}, "logit_bias"),
+    ],
+)
+def test_request_fields_the_operator_does_not_forward_are_refused(fake, extra, over, needle):
+    ctx, _audit = _gate({"m": [{"url": fake[0], "model": "echo"}]}, **over)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}
+    with ctx as (url, _):
+        code, data = asyncio.run(post(url, json.dumps(body)))
+        ok = asyncio.run(
+            post(
+                url,
+                json.dumps(
+                    {"model": "m", "stream": False, "messages": [{"role": "user", "content": "x"}]}
+                ),
+            )
+        )
+    assert code == 400 and needle in data["error"]["message"]
+    assert ok[0] == 200

@@ -334,6 +334,7 @@ class Gate:
         if not isinstance(model, str) or not model:
             raise HTTPError(400, "'model' is required and must be a string", param="model")
         ex.model = model
+        self._check_fields(payload)
         if model not in self.config.models:
             raise HTTPError(
                 404,
@@ -342,6 +343,22 @@ class Gate:
                 param="model",
             )
         return payload, key
+
+    def _check_fields(self, payload: dict[str, Any]) -> None:
+        """Refuse fields the operator does not forward, and oversized ``n``."""
+        cfg = self.config
+        for name in payload:
+            allowed = cfg.allow_fields is None or name in cfg.allow_fields or name == "model"
+            if name in cfg.deny_fields or not allowed:
+                raise HTTPError(
+                    400,
+                    f"the field {name!r} is not accepted by this gateway",
+                    param=name,
+                    code="field_not_allowed",
+                )
+        n = payload.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= cfg.max_n:
+            raise HTTPError(400, f"'n' must be an integer from 1 to {cfg.max_n}", param="n")
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
         from airlock.gate import relay

@@ -12,7 +12,10 @@ Upstreams come only from this file, never from a request. Example::
         - {url: "http://10.0.0.2:8000/v1", model: "Qwen/Qwen2.5-7B-Instruct"}  # fallback
     guard: default                 # off, default, or {input: {...}, output: {...}}
     audit: {store: redacted}       # full | redacted | hash
-    limits: {max_body_bytes: 1048576, stream_window: 128, body_timeout_s: 30}
+    limits: {max_body_bytes: 1048576, stream_window: 128, body_timeout_s: 30, max_n: 8}
+    fields:                        # request fields: refused (400) / the only ones accepted
+      deny: [chat_template, chat_template_kwargs]   # the default: client-side templates
+      # allow: [model, messages, stream, temperature, top_p, max_tokens, stop, seed]
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 STORE_MODES = ("full", "redacted", "hash")
+# Server-side template fields (vLLM, SGLang): a client's own Jinja template would be
+# rendered by the upstream — template injection from any client.
+DEFAULT_DENY = ("chat_template", "chat_template_kwargs")
 
 
 class ConfigError(ValueError):
@@ -59,6 +65,10 @@ class GateConfig:
     max_body_bytes: int = 1 << 20
     stream_window: int = 128
     body_timeout_s: int = 30  # a client gets this long to send its whole body (slowloris)
+    # Request fields the gateway refuses (400), and, when set, the only ones it accepts.
+    deny_fields: tuple[str, ...] = DEFAULT_DENY
+    allow_fields: tuple[str, ...] | None = None
+    max_n: int = 8  # choices per request (cost)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,10 +97,12 @@ def parse_config(data: Any, where: str = "gate.yaml") -> GateConfig:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the top level must be a mapping")
-    unknown = set(data) - {"listen", "database", "auth", "models", "guard", "audit", "limits"}
+    known = {"listen", "database", "auth", "models", "guard", "audit", "limits", "fields"}
+    unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     listen = _mapping(data.get("listen", {}), f"{where}: listen")
+    fields = _mapping(data.get("fields", {}), f"{where}: fields")
     limits = _mapping(data.get("limits", {}), f"{where}: limits")
     audit = _mapping(data.get("audit", {}), f"{where}: audit")
     auth = _mapping(data.get("auth", {}), f"{where}: auth")
@@ -122,7 +134,20 @@ def parse_config(data: Any, where: str = "gate.yaml") -> GateConfig:
         body_timeout_s=_int(
             limits.get("body_timeout_s", 30), f"{where}: limits.body_timeout_s", 1, 3600
         ),
+        deny_fields=_names(fields.get("deny", list(DEFAULT_DENY)), f"{where}: fields.deny"),
+        allow_fields=(
+            None
+            if fields.get("allow") is None
+            else _names(fields["allow"], f"{where}: fields.allow")
+        ),
+        max_n=_int(limits.get("max_n", 8), f"{where}: limits.max_n", 1, 128),
     )
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of field names")
+    return tuple(value)
 
 
 def _models(value: Any, where: str) -> dict[str, tuple[Upstream, ...]]:
