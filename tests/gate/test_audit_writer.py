@@ -118,12 +118,17 @@ def test_two_gateway_processes_on_one_database_keep_one_chain(db: str, tmp_path:
         )
         for who in ("p", "q")
     ]
-    deadline = time.monotonic() + 30
-    while not all((tmp_path / f"ready-{w}").exists() for w in "pq"):
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
-        time.sleep(0.01)
-    (tmp_path / "go").touch()
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    try:
+        deadline = time.monotonic() + 30
+        while not all((tmp_path / f"ready-{w}").exists() for w in "pq"):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        (tmp_path / "go").touch()
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    finally:
+        for p in procs:  # a failed run must not leave a writer waiting forever
+            if p.poll() is None:
+                p.kill()
     check(db, {f"{who}-{i}" for who in "pq" for i in range(n)})
     assert interleaved(db) >= 2  # the appends really alternated (p…q…p at least)
 
