@@ -334,3 +334,30 @@ def test_request_fields_the_operator_does_not_forward_are_refused(fake, extra, o
         )
     assert code == 400 and needle in data["error"]["message"]
     assert ok[0] == 200
+
+
+def _image_body(url: str) -> str:
+    parts = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": parts}]})
+
+
+@pytest.mark.parametrize(
+    ("media", "url", "status"),
+    [
+        ({}, "http://169.254.169.254/latest/meta-data/", 400),  # the classic SSRF target
+        ({}, "data:image/png;base64,iVBORw0KGgo=", 200),
+        ({"allow_hosts": ["cdn.example.com"]}, "https://img.cdn.example.com/a.png", 200),
+        ({"allow_hosts": ["cdn.example.com"]}, "https://cdn.example.com.evil.net/a.png", 400),
+        ({"remote": True}, "https://anywhere.example/a.png", 200),
+    ],
+)
+def test_remote_media_urls_follow_the_media_policy(fake, media, url, status):
+    ctx, _ = _gate({"m": [{"url": fake[0], "model": "echo"}]}, media=media)
+    with ctx as (gate_url, _):
+        code, data = asyncio.run(post(gate_url, _image_body(url)))
+    assert code == status, data
+    if status == 400:
+        assert data["error"]["code"] == "remote_media_not_allowed"

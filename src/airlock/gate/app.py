@@ -367,6 +367,7 @@ class Gate:
         self._admit(key, ex.model or "")
         chat = ex.path.endswith("/chat/completions")
         messages = relay.messages_of(payload, chat)
+        relay.check_media(messages, self.config.remote_media, self.config.media_hosts)
         ex.stream = bool(payload.get("stream"))
         guarded = await relay.guard_input(self, messages, ex)
         body = relay.replace_input(payload, guarded.messages if guarded else messages, chat)

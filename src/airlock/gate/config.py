@@ -16,6 +16,7 @@ Upstreams come only from this file, never from a request. Example::
     fields:                        # request fields: refused (400) / the only ones accepted
       deny: [chat_template, chat_template_kwargs]   # the default: client-side templates
       # allow: [model, messages, stream, temperature, top_p, max_tokens, stop, seed]
+    media: {remote: false, allow_hosts: []}   # image/audio URLs the upstream would fetch
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class GateConfig:
     deny_fields: tuple[str, ...] = DEFAULT_DENY
     allow_fields: tuple[str, ...] | None = None
     max_n: int = 8  # choices per request (cost)
+    # Media URLs in content parts: the upstream would fetch them (SSRF); data: URLs pass.
+    remote_media: bool = False
+    media_hosts: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,12 +101,13 @@ def parse_config(data: Any, where: str = "gate.yaml") -> GateConfig:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the top level must be a mapping")
-    known = {"listen", "database", "auth", "models", "guard", "audit", "limits", "fields"}
+    known = {"listen", "database", "auth", "models", "guard", "audit", "limits", "fields", "media"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     listen = _mapping(data.get("listen", {}), f"{where}: listen")
     fields = _mapping(data.get("fields", {}), f"{where}: fields")
+    media = _mapping(data.get("media", {}), f"{where}: media")
     limits = _mapping(data.get("limits", {}), f"{where}: limits")
     audit = _mapping(data.get("audit", {}), f"{where}: audit")
     auth = _mapping(data.get("auth", {}), f"{where}: auth")
@@ -141,7 +146,17 @@ def parse_config(data: Any, where: str = "gate.yaml") -> GateConfig:
             else _names(fields["allow"], f"{where}: fields.allow")
         ),
         max_n=_int(limits.get("max_n", 8), f"{where}: limits.max_n", 1, 128),
+        remote_media=_bool(media.get("remote", False), f"{where}: media.remote"),
+        media_hosts=tuple(
+            h.lower() for h in _names(media.get("allow_hosts", []), f"{where}: media.allow_hosts")
+        ),
     )
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false")
+    return value
 
 
 def _names(value: Any, where: str) -> tuple[str, ...]:

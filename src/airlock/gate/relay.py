@@ -59,6 +59,53 @@ def messages_of(payload: dict[str, Any], chat: bool) -> list[dict[str, Any]]:
     return messages
 
 
+def check_media(messages: list[dict[str, Any]], remote: bool, hosts: tuple[str, ...]) -> None:
+    """Refuse content parts that make the upstream fetch a URL (image_url, input_audio,
+    file …) unless remote media is allowed, or its host is on the allowlist: a model
+    server that fetches what a client names is a way into the server's network (SSRF).
+    ``data:`` URLs carry their bytes and are always accepted.
+
+    Raises:
+        HTTPError: 400 ``remote_media_not_allowed`` naming the message.
+    """
+    from urllib.parse import urlsplit
+
+    if remote and not hosts:
+        return
+    for i, m in enumerate(messages):
+        parts = m.get("content")
+        if not isinstance(parts, list):
+            continue
+        for part in parts:
+            url = _media_url(part)
+            if url is None or url.startswith("data:"):
+                continue
+            try:
+                host = (urlsplit(url).hostname or "").lower()
+            except ValueError:
+                host = ""
+            if not (host and any(host == h or host.endswith("." + h) for h in hosts)):
+                raise HTTPError(
+                    400,
+                    f"messages[{i}]: remote media URLs are not accepted by "
+                    "this gateway (send the bytes as a data: URL)",
+                    param=f"messages[{i}].content",
+                    code="remote_media_not_allowed",
+                )
+
+
+def _media_url(part: Any) -> str | None:
+    if not isinstance(part, dict):
+        return None
+    for key in ("image_url", "video_url", "audio_url", "file"):
+        value = part.get(key)
+        if isinstance(value, dict):
+            value = value.get("url") or value.get("file_data")
+        if isinstance(value, str):
+            return value
+    return None
+
+
 def replace_input(
     payload: dict[str, Any], messages: list[dict[str, Any]], chat: bool
 ) -> dict[str, Any]:
