@@ -16,24 +16,19 @@ import json
 import os
 import re
 import subprocess
-import sys
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from _peers import installed_versions, venv_bin
 
 GARAK = "garak==0.17.1"  # pinned: numbers are comparable between runs
 TORCH = "torch==2.13.0"  # the CPU wheel; garak imports torch only for local models
 PROBE = "encoding.InjectBase64"  # 835 prompts, string-match detector, no downloads
 KEY_ENV = "OPENAICOMPATIBLE_API_KEY"  # garak's OpenAICompatible generator reads its key here
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def venv_bin(venv_dir: Path) -> Path:
-    """The scripts folder of a venv."""
-    return venv_dir / ("Scripts" if sys.platform == "win32" else "bin")
 
 
 def ensure(venv_dir: Path, spec: str = GARAK) -> None:
@@ -54,20 +49,7 @@ def ensure(venv_dir: Path, spec: str = GARAK) -> None:
 
 def version(venv_dir: Path) -> dict[str, str]:
     """Installed versions of garak, torch and openai (``"missing"`` when absent)."""
-    code = (
-        "import json, importlib.metadata as m\n"
-        "out = {}\n"
-        "for p in ('garak', 'torch', 'openai'):\n"
-        "    try: out[p] = m.version(p)\n"
-        "    except m.PackageNotFoundError: out[p] = 'missing'\n"
-        "print(json.dumps(out))\n"
-    )
-    py = venv_bin(venv_dir) / "python"
-    try:
-        res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=True)
-        return dict(json.loads(res.stdout))
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        return {"garak": "missing"}
+    return installed_versions(venv_dir, ("garak", "torch", "openai"))
 
 
 def env(home: Path) -> dict[str, str]:

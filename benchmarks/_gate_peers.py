@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 from typing import Any
 
 import yaml
+from _peers import installed_versions, venv_bin
 
 LITELLM = "litellm[proxy]==1.106.12"  # pinned; newer releases need extras not on PyPI
 LLM_GUARD = "llm-guard==0.3.16"
@@ -34,35 +34,10 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
 UPSTREAM_KEY = "bench-upstream-key"  # the upstream ignores keys; LiteLLM wants one
 
 
-def venv_bin(venv_dir: Path) -> Path:
-    """The scripts folder of a venv."""
-    return venv_dir / ("Scripts" if sys.platform == "win32" else "bin")
-
-
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment for every tool: bytecode allowed (as after ``pip install``)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return env | extra
-
-
-def versions(venv_dir: Path, packages: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of ``packages`` in a venv (``"missing"`` when absent)."""
-    code = (
-        "import json, sys, importlib.metadata as m\n"
-        "out = {}\n"
-        "for p in sys.argv[1:]:\n"
-        "    try: out[p] = m.version(p)\n"
-        "    except m.PackageNotFoundError: out[p] = 'missing'\n"
-        "print(json.dumps(out))\n"
-    )
-    py = venv_bin(venv_dir) / "python"
-    try:
-        res = subprocess.run(
-            [str(py), "-c", code, *packages], capture_output=True, text=True, check=True
-        )
-        return dict(json.loads(res.stdout))
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        return dict.fromkeys(packages, "missing")
 
 
 def _pip(venv_dir: Path, *specs: str) -> None:
@@ -74,7 +49,7 @@ def _pip(venv_dir: Path, *specs: str) -> None:
 
 def ensure_litellm(venv_dir: Path) -> None:
     """Create the LiteLLM venv and install the proxy if it is missing (pip's own index)."""
-    if versions(venv_dir, ("litellm",))["litellm"] != "missing":
+    if installed_versions(venv_dir, ("litellm",))["litellm"] != "missing":
         return
     print(f"setting up LiteLLM venv at {venv_dir} ...", flush=True)
     _pip(venv_dir, LITELLM)
@@ -82,7 +57,7 @@ def ensure_litellm(venv_dir: Path) -> None:
 
 def ensure_llm_guard(venv_dir: Path) -> None:
     """Create the LLM Guard venv and install it (CPU torch first) if it is missing."""
-    if versions(venv_dir, ("llm-guard",))["llm-guard"] != "missing":
+    if installed_versions(venv_dir, ("llm-guard",))["llm-guard"] != "missing":
         return
     print(f"setting up LLM Guard venv at {venv_dir} ...", flush=True)
     _pip(venv_dir, TORCH)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -78,22 +80,45 @@ def ensure_peers(venv_dir: Path, *, upgrade: bool = False) -> None:
     subprocess.run(cmd, check=True)
 
 
-def peer_versions(venv_dir: Path) -> dict[str, str]:
-    """Installed version of each peer (``"missing"`` when absent)."""
+def installed_versions(venv_dir: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``packages`` in a venv (``"missing"`` when absent)."""
     code = (
-        "import json, importlib.metadata as m\n"
+        "import json, sys, importlib.metadata as m\n"
         "out = {}\n"
-        f"for p in {PEERS!r}:\n"
+        "for p in sys.argv[1:]:\n"
         "    try: out[p] = m.version(p)\n"
         "    except m.PackageNotFoundError: out[p] = 'missing'\n"
         "print(json.dumps(out))\n"
     )
     py = venv_bin(venv_dir) / "python"
     try:
-        res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [str(py), "-c", code, *packages], capture_output=True, text=True, check=True
+        )
         return dict(json.loads(res.stdout))
     except (OSError, subprocess.CalledProcessError, ValueError):
-        return {p: "missing" for p in PEERS}
+        return dict.fromkeys(packages, "missing")
+
+
+def peer_versions(venv_dir: Path) -> dict[str, str]:
+    """Installed version of each peer (``"missing"`` when absent)."""
+    return installed_versions(venv_dir, tuple(PEERS))
+
+
+def host_info() -> dict[str, Any]:
+    """What every benchmark reports about the machine it ran on."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": nproc,
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1, 5, 15 min, at start)",
+    }
 
 
 # ---------------------------------------------------------------- judges

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -36,11 +35,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _gate_peers as peers
+from _peers import AIRLOCK_BIN, AIRLOCK_PY, ROOT, host_info, installed_versions
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 WIRE = ROOT / "benchmarks" / "_gate_wire.py"
-AIRLOCK_PY, AIRLOCK_BIN = ROOT / ".venv" / "bin" / "python", ROOT / ".venv" / "bin" / "airlock"
 PUBLIC, UPSTREAM_MODEL = "bench", "reference-naive"
 SIZES = {"1KB": 1024, "10KB": 10 * 1024}
 GOAL_ADD_MS, GOAL_RATIO, GOAL_SECRETS = 2.0, 10.0, 10.0
@@ -608,21 +606,13 @@ def print_targets(targets: list[dict[str, Any]]) -> None:
 
 def machine_info(opts: argparse.Namespace) -> dict[str, Any]:
     """Where the numbers come from."""
-    cpu = ""
-    with contextlib.suppress(OSError):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
     res = subprocess.run([str(AIRLOCK_BIN), "--version"], capture_output=True, text=True)
     return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **host_info(),
         "airlock": res.stdout.strip() or res.stderr.strip()[-80:],
-        "litellm": peers.versions(opts.litellm_venv, ("litellm", "uvicorn", "uvloop")),
-        "llm-guard": peers.versions(opts.llm_guard_venv, ("llm-guard", "bc-detect-secrets")),
+        "litellm": installed_versions(opts.litellm_venv, ("litellm", "uvicorn", "uvloop")),
+        "llm-guard": installed_versions(opts.llm_guard_venv, ("llm-guard", "bc-detect-secrets")),
         "upstream": opts.upstream,
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1, 5, 15 min, at start)",
     }
 
 

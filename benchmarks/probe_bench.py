@@ -18,7 +18,6 @@ import contextlib
 import functools
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -34,10 +33,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _garak
 import _peers
+from _peers import AIRLOCK_BIN, AIRLOCK_PY, ROOT, host_info
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
-AIRLOCK_PY, AIRLOCK_BIN = _peers.AIRLOCK_PY, _peers.AIRLOCK_BIN
 MODEL = "reference-naive"
 PACK_PROBE = "encoding.garak-prompts"  # the id of the pack's one probe
 GOAL_RATE, GOAL_RATIO, GOAL_FLAT = 600.0, 10.0, 1.15
@@ -404,20 +402,12 @@ def print_targets(targets: list[dict[str, Any]]) -> None:
 
 def machine_info(opts: argparse.Namespace) -> dict[str, Any]:
     """Where the numbers come from."""
-    cpu = ""
-    with contextlib.suppress(OSError):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
     res = subprocess.run([str(AIRLOCK_BIN), "--version"], capture_output=True, text=True)
     return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **host_info(),
         "airlock": res.stdout.strip() or res.stderr.strip()[-80:],
         "garak": _garak.version(opts.garak_venv),
         "server": f"airlock reference-target --profile naive --delay-ms {opts.delay_ms:g}",
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1, 5, 15 min, at start)",
         "memory": f"peak MB = summed PSS of the client's process tree, sampled every "
         f"{SAMPLE_S} s × processes; max RSS = largest single process (wait4)",
     }

@@ -17,7 +17,6 @@ import json
 import os
 import pickle
 import pickletools
-import platform
 import random
 import shutil
 import struct
@@ -497,20 +496,13 @@ def print_targets(targets: list[dict[str, Any]]) -> None:
 
 def machine_info(opts: argparse.Namespace) -> dict[str, Any]:
     """Where the numbers come from."""
-    cpu = ""
-    with contextlib.suppress(OSError):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
     ssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
     vpy = subprocess.run([str(_peers.AIRLOCK_PY), "--version"], capture_output=True, text=True)
+    host = _peers.host_info()
     return {
-        "nproc": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
+        **host,
         "python_airlock": vpy.stdout.strip(),
-        "python_bench": platform.python_version(),
+        "python_bench": host["python"],
         "openssl": ssl,
         "memory_probe": "GNU time -v"
         if _peers.GNU_TIME.exists()
