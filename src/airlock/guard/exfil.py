@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 from airlock.guard._options import Options, limit_hits
 from airlock.guard.base import GuardContext, Hit
 from airlock.guard.registry import register
-from airlock.guard.secrets import entropy
+from airlock.scan.remote_code import shannon_entropy as entropy
 
 _MD = re.compile(r"(?P<img>!?)\[[^\]\n]{0,500}\]\(\s{0,8}<?(?P<url>[^)\s>]{1,4096})>?\)?")
 _HTML_IMG = re.compile(r"<img\b[^>]{0,500}?\bsrc\s*=\s*[\"']?(?P<url>[^\"'\s>]{1,4096})", re.I)

@@ -16,9 +16,7 @@ Options: ``kinds`` (pattern ids to report, default all).
 from __future__ import annotations
 
 import functools
-import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +24,8 @@ from typing import Any
 from airlock.guard._options import MAX_HITS, Hints, Options, limit_hits, load_data, lower
 from airlock.guard.base import GuardContext, Hit
 from airlock.guard.registry import register
+from airlock.scan.credentials import _norm_key
+from airlock.scan.remote_code import shannon_entropy
 
 _WORD = re.compile(r"[A-Za-z0-9_]")
 _PEM_END = re.compile(r"-----END[ A-Z0-9]{0,60}-----")
@@ -45,16 +45,6 @@ class _Pattern:
     word_start: bool
     keywords: frozenset[str] = frozenset()
     lower: bool = False  # the regex runs on the lower-cased text
-
-
-def entropy(s: str) -> float:
-    """Shannon entropy of ``s`` in bits per character (0.0 for the empty string)."""
-    n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
-
-
-def _norm_key(key: str) -> str:
-    return key.lower().replace("_", "").replace("-", "")
 
 
 def _shared() -> tuple[list[_Pattern], tuple[str, ...]]:
@@ -196,4 +186,4 @@ class SecretsScanner:
             return False
         if pat.need_digit and not any(c.isdigit() for c in secret):
             return False
-        return entropy(secret) >= pat.min_entropy
+        return shannon_entropy(secret) >= pat.min_entropy
