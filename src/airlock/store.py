@@ -129,7 +129,7 @@ class Store:
         except StoreError:
             raise
         except Exception as e:  # sqlite3.Error, OSError, psycopg.Error
-            raise StoreError(f"cannot open results database {_safe(where)}: {e}") from None
+            raise StoreError(f"cannot open results database {safe_where(where)}: {e}") from None
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
@@ -155,7 +155,7 @@ class Store:
         except StoreError:
             raise
         except Exception as e:
-            raise StoreError(f"results database {_safe(self.where)}: {e}") from None
+            raise StoreError(f"results database {safe_where(self.where)}: {e}") from None
 
     def save_scan(self, result: ScanResult) -> str:
         """Store a scan and return its run id (also set on ``result.run_id``)."""
@@ -438,6 +438,6 @@ def _many(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
             cur.executemany(sql, rows)
 
 
-def _safe(where: str) -> str:
+def safe_where(where: str) -> str:
     """A database location fit to print: no password."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", where)

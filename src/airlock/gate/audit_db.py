@@ -4,16 +4,13 @@ transaction it needs (an exclusive append, a consistent read)."""
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from airlock.store import wal
-
-PG_SCHEMES = ("postgresql://", "postgres://")
+from airlock.store import PG_SCHEMES, safe_where, wal
 
 # Table names start with audit_ so the log can share a file with the results database.
 SCHEMA = """
@@ -178,8 +175,3 @@ class AuditDb:
             yield
         except self._errors as e:
             raise AuditError(f"audit log {safe_where(self.where)}: {e}") from None
-
-
-def safe_where(where: str) -> str:
-    """A database location fit to print: no password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", where)

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Final
 
-from airlock.gate.audit_db import AuditError, safe_where
+from airlock.gate.audit_db import AuditError
 from airlock.gate.audit_log import AuditLog
 from airlock.gate.audit_record import AuditRecord, Values, stored_values
+from airlock.store import safe_where
 
 _STOP: Final = "stop"
 _FLUSH: Final = "flush"

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airlock.targets.base import public_url
+
 STORE_MODES = ("full", "redacted", "hash")
 # Server-side template fields (vLLM, SGLang): a client's own Jinja template would be
 # rendered by the upstream — template injection from any client.
@@ -48,10 +50,8 @@ class Upstream:
 
     @property
     def name(self) -> str:
-        """The base URL without user:password, for logs, metrics and the audit."""
-        scheme, _, rest = self.base.partition("://")
-        host, slash, path = rest.partition("/")
-        return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+        """The base URL without user:password or query, for logs, metrics and the audit."""
+        return public_url(self.base)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from airlock.store import StoreError, _connect_pg, _connect_sqlite, _safe
+from airlock.store import PG_SCHEMES, StoreError, _connect_pg, _connect_sqlite, safe_where
 
 CACHE_S = 5.0
 # What a presented key may look like before it costs a lookup or a cache entry: ids are
 # 8 hex digits and secrets 32 URL-safe characters today; a little room either way.
 KEY_FORMAT = re.compile(r"alk-([0-9a-f]{4,32})-([A-Za-z0-9_-]{16,128})")
-PG_SCHEMES = ("postgresql://", "postgres://")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gate_keys (
     id TEXT PRIMARY KEY,
@@ -72,7 +71,7 @@ class KeyStore:
         except StoreError:
             raise
         except Exception as e:
-            raise StoreError(f"cannot open key database {_safe(where)}: {e}") from None
+            raise StoreError(f"cannot open key database {safe_where(where)}: {e}") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -87,7 +86,7 @@ class KeyStore:
                 return rows
             except Exception as e:
                 self.conn.rollback()
-                raise StoreError(f"key database {_safe(self.where)}: {e}") from None
+                raise StoreError(f"key database {safe_where(self.where)}: {e}") from None
 
     def create(
         self,

@@ -25,7 +25,7 @@ from airlock.probes.model import LANGS, Probe
 from airlock.probes.result import CampaignResult, TargetInfo
 from airlock.probes.runner import ProgressFn, Runner, RunOptions, SamplingOptions
 from airlock.store import Store, default_db_path
-from airlock.targets.base import Target
+from airlock.targets.base import Target, public_url
 from airlock.targets.openai import OpenAITarget
 
 EXIT_INTERRUPTED = 130
@@ -153,19 +153,6 @@ def config_of(
     if judge is not None:  # absent rather than null: older configurations hash the same
         config["judge"] = {"target": asdict(judge.target), "mode": judge.mode}
     return config
-
-
-def public_url(url: str) -> str:
-    """``url`` fit for a report: no user, password or query string."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return "(unparseable URL)"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def public_config(config: dict[str, Any]) -> dict[str, Any]:

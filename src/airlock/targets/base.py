@@ -94,3 +94,16 @@ def split_reasoning(text: str, reasoning: str = "") -> tuple[str, str]:
     else:
         return text, reasoning
     return answer, "\n".join(p for p in [reasoning, *found] if p)
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for a report: no user, password or query string."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "(unparseable URL)"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
