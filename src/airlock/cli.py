@@ -208,7 +208,9 @@ def report(run_id: str, fmt: str, output: Path | None, db_path: str | None) -> N
 @click.option("--max-requests", type=int, help="Budget: stop (resumable) after this many requests.")
 @click.option("--max-tokens-total", type=int, help="Budget: stop after this many tokens.")
 @click.option(
-    "--cache", is_flag=True, help="Reuse answers cached by earlier runs for identical requests."
+    "--cache",
+    is_flag=True,
+    help="Cache answers; reuse those of earlier --cache runs for identical requests.",
 )
 @click.option(
     "--resume", metavar="RUN_ID", help="Resume a stopped campaign with its stored settings."

@@ -251,7 +251,7 @@ def test_multi_turn_conversations_carry_the_answers(db: str) -> None:
 
 def test_cache_reuses_identical_requests_across_runs(db: str) -> None:
     with serving() as (url, stats):
-        run(url, "echo", probes(5), db, run_id="a")
+        run(url, "echo", probes(5), db, run_id="a", use_cache=True)
         runner, _ = run(url, "echo", probes(5), db, run_id="b", use_cache=True)
         assert stats.requests == 5 and runner.progress.cached == 5
     assert [r["response"] for r in attempts(db, "b")] == [r["response"] for r in attempts(db, "a")]

@@ -117,12 +117,12 @@ class KeyStore:
     def revoke(self, key_id: str) -> bool:
         """Revoke a key by id; False when no active key has that id."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        before = [k for k in self.list() if k.id == key_id and k.revoked_at is None]
-        self._exec(
-            "UPDATE gate_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)
+        rows = self._exec(
+            "UPDATE gate_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id",
+            (now, key_id),
         )
         self._cache.pop(key_id, None)
-        return bool(before)
+        return bool(rows)
 
     def check(self, presented: str) -> ClientKey | None:
         """The active key ``presented`` is, or None (unknown, malformed, wrong or revoked)."""

@@ -291,7 +291,8 @@ def _identify(
         config = config_of(targets, selection or Selection(), sampling or SamplingOptions(), judge)
         earlier = store.resumable(_config_hash(config))
         if earlier is not None:
-            return store.campaign(earlier)[0], config, store.campaign(earlier)[3]
+            run_id, _config, _status, started = store.campaign(earlier)
+            return run_id, config, started
     return uuid.uuid4().hex[:12], config, now
 
 

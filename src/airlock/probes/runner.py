@@ -41,7 +41,7 @@ class RunOptions:
     backoff_s: float = 0.5
     max_requests: int | None = None  # budget caps; the campaign stops, resumable
     max_tokens_total: int | None = None
-    use_cache: bool = False  # reuse responses cached by earlier runs for identical requests
+    use_cache: bool = False  # keep answers, and reuse those of earlier --cache runs
 
 
 @dataclass(frozen=True)
@@ -320,8 +320,10 @@ class Runner:
         request = ChatRequest(
             messages, temperature=s.temperature, seed=s.seed, max_tokens=s.max_tokens
         )
+        if self._reader is None:  # no --cache: nothing to look up, nothing to keep twice
+            return await self._with_retries(target, request)
         key = request_key(target, request, gen)
-        if self._reader is not None and (hit := self._reader.cached(key)) is not None:
+        if (hit := self._reader.cached(key)) is not None:
             self.progress.cached += 1
             return Completion(
                 hit["text"],
