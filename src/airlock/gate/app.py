@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from airlock.gate import relay, wiring
 from airlock.gate.config import GateConfig
 from airlock.gate.http import (
     SSE_HEADERS,
@@ -103,8 +104,6 @@ class Gate:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def startup(self) -> None:
-        from airlock.gate import wiring
-
         if self.pipeline is None:
             self.pipeline = wiring.pipeline(self.config)
         if self.keys is None and self.config.auth_required:
@@ -212,9 +211,7 @@ class Gate:
         label = ex.model if ex.model in self.config.models else "-"
         self.metrics.request_done(label, ex.decision, ex.status, seconds)
         if self.audit is not None:
-            from airlock.gate.wiring import audit_record
-
-            record = audit_record(ex, seconds, self.config.store)
+            record = wiring.audit_record(ex, seconds, self.config.store)
             if getattr(self.audit, "pending", 0) > AUDIT_BACKLOG:  # submit may block now
                 # the response is sent; the row waits in a worker thread, not the event loop
                 asyncio.get_running_loop().run_in_executor(None, self._submit, record)
@@ -293,8 +290,6 @@ class Gate:
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        from airlock.gate import relay
-
         payload, key = await self._request(scope, receive, ex)
         model = ex.model or ""
         self._admit(key, model)
@@ -361,8 +356,6 @@ class Gate:
             raise HTTPError(400, f"'n' must be an integer from 1 to {cfg.max_n}", param="n")
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, ex: Exchange) -> None:
-        from airlock.gate import relay
-
         payload, key = await self._request(scope, receive, ex)
         self._admit(key, ex.model or "")
         chat = ex.path.endswith("/chat/completions")

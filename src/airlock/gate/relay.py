@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -68,8 +69,6 @@ def check_media(messages: list[dict[str, Any]], remote: bool, hosts: tuple[str, 
     Raises:
         HTTPError: 400 ``remote_media_not_allowed`` naming the message.
     """
-    from urllib.parse import urlsplit
-
     if remote and not hosts:
         return
     for i, m in enumerate(messages):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airlock.gate.audit import AuditRecord, AuditWriter
 from airlock.gate.config import GateConfig
 from airlock.store import default_db_path
 
@@ -28,8 +29,6 @@ def pipeline(config: GateConfig) -> Any:
 
 
 def audit_writer(config: GateConfig) -> Any:
-    from airlock.gate.audit import AuditWriter
-
     writer = AuditWriter(database(config))
     writer.start()
     return writer
@@ -37,8 +36,6 @@ def audit_writer(config: GateConfig) -> Any:
 
 def audit_record(ex: Exchange, seconds: float, policy: str) -> Any:
     """The audit row for one finished request; content kept as ``policy`` says."""
-    from airlock.gate.audit import AuditRecord
-
     rec = AuditRecord(
         request_id=ex.request_id,
         key_id=ex.key_id,
