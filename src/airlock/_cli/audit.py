@@ -7,9 +7,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
+
+from airlock._cli.common import fail
 
 if TYPE_CHECKING:
     from airlock.gate.audit import AuditEntry, AuditLog
@@ -51,7 +53,7 @@ def verify_cmd(db: str | None, expect_head: str | None, as_json: bool) -> None:
         try:
             expected = Head.parse(expect_head)
         except ValueError as e:
-            _fail(f"--expect-head: {e}")
+            fail(f"--expect-head: {e}")
     with _open(db) as log:
         res = _guard(lambda: log.verify(expected))
     if as_json:
@@ -125,7 +127,7 @@ def export_cmd(
             try:
                 iso_utc(value)
             except ValueError as e:
-                _fail(f"{flag}: {e}")
+                fail(f"{flag}: {e}")
     with _open(db) as log, _sink(output) as stream:
         n = _guard(lambda: log.export(stream, fmt, since, until))
     if output is not None:
@@ -139,7 +141,7 @@ def _open(db: str | None) -> Iterator[AuditLog]:
     try:
         log = AuditLog(db, create=False)
     except AuditError as e:
-        _fail(str(e))
+        fail(str(e))
     try:
         yield log
     finally:
@@ -156,7 +158,7 @@ def _sink(output: Path | None) -> Iterator[TextIO]:
         with output.open("w", encoding="utf-8", newline="") as f:
             yield f
     except OSError as e:
-        _fail(f"cannot write {output}: {e.strerror or e}")
+        fail(f"cannot write {output}: {e.strerror or e}")
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -166,7 +168,7 @@ def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
     except AuditError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _guard_iter(items: Iterator[AuditEntry]) -> Iterator[AuditEntry]:
@@ -175,7 +177,7 @@ def _guard_iter(items: Iterator[AuditEntry]) -> Iterator[AuditEntry]:
     try:
         yield from items
     except AuditError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _print_line(e: AuditEntry) -> None:
@@ -206,9 +208,3 @@ def _clean(text: str, limit: int = 400) -> str:
     from airlock.findings import shorten
 
     return shorten(text, limit)
-
-
-def _fail(message: str) -> NoReturn:
-    from airlock.cli import fail
-
-    fail(message)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
+
+from airlock._cli.common import fail
 
 if TYPE_CHECKING:
     from airlock.gate.config import GateConfig
@@ -15,11 +16,6 @@ if TYPE_CHECKING:
 DB_HELP = (
     "Key database: SQLite file or postgresql:// URL [default: the config's, else $AIRLOCK_DB]."
 )
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"airlock: error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.group("gate", invoke_without_command=True)
@@ -43,7 +39,7 @@ def gate(ctx: click.Context, config_path: Path | None, host: str | None, port: i
         ctx.obj = config_path
         return
     if config_path is None:
-        _fail("give --config gate.yaml (see the README for an example)")
+        fail("give --config gate.yaml (see the README for an example)")
     config = _load(config_path)
     if host or port is not None:
         from dataclasses import replace
@@ -59,7 +55,7 @@ def gate(ctx: click.Context, config_path: Path | None, host: str | None, port: i
     try:
         serve(config, announce=announce)
     except OSError as e:
-        _fail(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}")
+        fail(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}")
 
 
 def _load(path: Path) -> GateConfig:
@@ -68,7 +64,7 @@ def _load(path: Path) -> GateConfig:
     try:
         return load_config(path)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _keys(ctx: click.Context, db: str | None) -> KeyStore:
@@ -81,7 +77,7 @@ def _keys(ctx: click.Context, db: str | None) -> KeyStore:
     try:
         return KeyStore(where or default_db_path())
     except StoreError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 @gate.group("keys")
@@ -138,5 +134,5 @@ def revoke(ctx: click.Context, key_id: str, db: str | None) -> None:
     ok = store.revoke(key_id)
     store.close()
     if not ok:
-        _fail(f"no active key {key_id!r}")
+        fail(f"no active key {key_id!r}")
     click.echo(f"key {key_id} revoked", err=True)

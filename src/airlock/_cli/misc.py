@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from airlock.cli import console, fail, write_output
+from airlock._cli.common import console, fail, write_output
 from airlock.findings import all_rules
 from airlock.report import FORMATS, render
 from airlock.scan.api import _load_builtins as _load_scanners

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airlock.cli import console, fail, write_output
+from airlock._cli.common import console, fail, write_output
 from airlock.probes import (
     CampaignError,
     CampaignResult,

@@ -47,7 +47,7 @@ def reference_target(
 ) -> None:
     """Start the reference target: a deterministic OpenAI-compatible server for demos and
     tests. It is a fixture with planted weaknesses, not a model."""
-    from airlock.cli import fail
+    from airlock._cli.common import fail
     from airlock.targets.reference.app import Settings
     from airlock.targets.reference.server import serve
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from airlock.cli import console, fail, warn, write_output
+from airlock._cli.common import console, fail, warn, write_output
 from airlock.findings import Severity
 from airlock.policy import Policy, PolicyError, load_policy
 from airlock.scan import ScanInputError, ScanResult, scan_paths

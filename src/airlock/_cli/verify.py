@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from airlock.cli import console, fail, write_output
+from airlock._cli.common import console, fail, write_output
 from airlock.findings import shorten
 from airlock.scan.integrity import LockError, verify
 
