@@ -76,23 +76,11 @@ def main() -> None:
 )
 @click.option("--no-db", is_flag=True, help="Do not record the run in the results database.")
 @click.option("-q", "--quiet", is_flag=True, help="No terminal summary.")
-def scan(
-    paths: tuple[Path, ...],
-    fmt: str,
-    output: Path | None,
-    fail_on: str | None,
-    policy_path: Path | None,
-    no_hash: bool,
-    lock_path: Path | None,
-    no_lock: bool,
-    db_path: str | None,
-    no_db: bool,
-    quiet: bool,
-) -> None:
+def scan(**params: Any) -> None:
     """Statically audit model files, directories, HF cache folders or archives."""
     from airlock._cli.scan import run_scan
 
-    sys.exit(run_scan(**click.get_current_context().params))
+    sys.exit(run_scan(**params))  # run_scan names and types every option
 
 
 @main.command()
