@@ -6,11 +6,10 @@ Two checks:
   ``leak.canary``), or dressed up — case folded, spaced out (any separators, zero-width
   ones included), reversed, full-width, digits spelled out in English or as Chinese
   numerals, hex, base64 (``leak.canary-encoded``) — or two of its three groups
-  (``leak.canary-partial``, unless ``partial: false``). These are the forms the probes'
-  ``canary`` detector (:func:`airlock.probes.detectors.leaks.leak_score`) knows, scored
-  the same way, but computed once per text for all canaries and with substring tests
-  only: base64 is found through the fixed strings a canary encodes to at each of the
-  three byte alignments, not by decoding every run.
+  (``leak.canary-partial``, unless ``partial: false``). The probes' ``canary``
+  detector scores with :func:`leak_score` too. Computed once per text for all canaries
+  and with substring tests only: base64 is found through the fixed strings a canary
+  encodes to at each of the three byte alignments, not by decoding every run.
 - the request's system prompt (``ctx.system_prompt``, unless ``system_prompt: false``):
   a verbatim stretch of at least ``min_overlap`` UTF-8 bytes (default 60: about 60
   English characters or 20 Chinese ones) is ``leak.system-prompt``. The prompt is cut
